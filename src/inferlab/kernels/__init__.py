@@ -1,0 +1,28 @@
+"""Triton kernels, each with a plain-PyTorch reference and a SPEC.
+
+Importing this package chooses where kernels run (see `device.select_backend`): compiled on
+a CUDA GPU, or through Triton's CPU interpreter, which must be switched on before triton is
+first imported.
+
+`REGISTRY` is the explicit list of SPECs that `inferlab run`, `check` and `bench` go through.
+"""
+
+from __future__ import annotations
+
+from inferlab.kernels.device import select_backend
+
+select_backend()
+
+from inferlab.kernels.elementwise import ADD_SPEC, SWIGLU_SPEC  # noqa: E402
+from inferlab.kernels.spec import KernelSpec  # noqa: E402
+
+REGISTRY: tuple[KernelSpec, ...] = (ADD_SPEC, SWIGLU_SPEC)
+
+
+def get_spec(name: str) -> KernelSpec:
+    """The SPEC called `name`, or a ValueError that lists the known names."""
+    for spec in REGISTRY:
+        if spec.name == name:
+            return spec
+    known = ", ".join(s.name for s in REGISTRY)
+    raise ValueError(f"no kernel called {name!r}; known kernels: {known}")
