@@ -1,0 +1,82 @@
+"""`inferlab`: the root command, global options, and the error boundary.
+
+Commands import their libraries inside the function body, so `inferlab --help` never pays for
+torch or triton. Errors a user can fix print as one sentence and exit 1; `--debug` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from inferlab import __version__
+from inferlab.cli import kernel_commands, lab_commands, learn_commands
+from inferlab.cli.console import console, fail
+
+app = typer.Typer(
+    name="inferlab",
+    help=(
+        "An AI-inference engineering lab: Triton kernels checked against PyTorch references, "
+        "benchmarks against real baselines, lessons, quizzes and learning records.\n\n"
+        "Start with `inferlab run` (check every kernel, then see what to learn next)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"inferlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+) -> None:
+    _state["debug"] = debug
+
+
+kernel_commands.register(app)
+lab_commands.register(app)
+learn_commands.register(app)
+
+
+def main() -> None:
+    """Entry point: run the app, turning any exception into one clear line unless --debug."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        fail("aborted")
+    except KeyboardInterrupt:
+        fail("interrupted")
+    except Exception as e:  # the error boundary: everything ends here as one sentence
+        import click
+
+        if isinstance(e, click.exceptions.UsageError):
+            e.show()
+            sys.exit(2)
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if debug:
+            raise
+        fail(_one_sentence(e))
+
+
+def _one_sentence(e: Exception) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text if "\n" not in text else text.splitlines()[0]
