@@ -40,7 +40,9 @@ def validate(
 def require_contiguous(**tensors: torch.Tensor) -> None:
     for name, t in tensors.items():
         if not t.is_contiguous():
-            raise ValueError(f"{name} must be contiguous (call .contiguous() first); its strides are {t.stride()}")
+            raise ValueError(
+                f"{name} must be contiguous (call .contiguous() first); its strides are {t.stride()}"
+            )
 
 
 def require_same_shape(**tensors: torch.Tensor) -> None:

@@ -27,7 +27,6 @@ import torch
 # any BLOCK_SIZE a test shape uses, so a missing tail mask lands in the margin, not in memory
 # that belongs to something else.
 MARGIN_ELEMENTS = 4096
-INT_SENTINEL = 0xA5  # byte pattern for integer margins: unlikely as real data, easy to spot
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +40,7 @@ class Tolerance:
 # the kernel's output is rounded to its dtype at least once, so the budget is a couple of
 # units in the last place (ulp) of that dtype, relative to the value.
 TOLERANCES: dict[torch.dtype, Tolerance] = {
-    torch.float32: Tolerance(
-        1e-6, 1e-5, "fp32 math in a different order than torch: ~100 fp32 ulp (2^-23)"
-    ),
+    torch.float32: Tolerance(1e-6, 1e-5, "fp32 math in a different order than torch: ~100 fp32 ulp (2^-23)"),
     torch.float16: Tolerance(
         1e-5, 2e-3, "fp16 output is rounded once (0.5 ulp = 2^-11), an intermediate once more"
     ),
@@ -128,30 +125,53 @@ def random_tensor(
     return torch.randn(tuple(dims), generator=gen, dtype=torch.float32).to(device=device, dtype=dtype)
 
 
-def _fill_sentinel(buf: torch.Tensor) -> None:
-    if buf.dtype.is_floating_point:
+# Margin patterns. Inputs and outputs get NaNs with different payloads (bit patterns): a kernel
+# without its tail mask reads an input-margin NaN, computes with it and stores the result past
+# the end of the output. If both margins held the same NaN, that store would leave the output's
+# margin bit-for-bit unchanged and go unseen; with distinct payloads any such store changes it.
+_NAN_BITS = {
+    #                 input margin  output margin   (quiet NaNs: exponent all ones, top mantissa bit set)
+    torch.float64: (0x7FF8_0000_0000_0A01, 0x7FFC_0000_0000_0B02),
+    torch.float32: (0x7FC1_0A01, 0x7FE2_0B02),
+    torch.float16: (0x7E01, 0x7F02),
+    torch.bfloat16: (0x7FC1, 0x7FE2),
+}
+_INT_VIEW = {8: torch.int64, 4: torch.int32, 2: torch.int16}
+INT_SENTINEL = {"input": 0xA5, "output": 0x5A}  # byte patterns for integer data
+
+
+def _fill_sentinel(buf: torch.Tensor, role: str) -> None:
+    """Fill `buf` with the margin pattern of `role` ("input" or "output")."""
+    if buf.dtype in _NAN_BITS:
+        bits = _NAN_BITS[buf.dtype][0 if role == "input" else 1]
+        int_dtype = _INT_VIEW[buf.dtype.itemsize]
+        buf.view(int_dtype).fill_(bits)  # sign bit clear: the pattern fits the signed view
+    elif buf.dtype.is_floating_point:
         buf.fill_(float("nan"))
     else:
-        buf.view(torch.uint8).fill_(INT_SENTINEL)
+        buf.view(torch.uint8).fill_(INT_SENTINEL[role])
 
 
-def in_guarded_buffer(t: torch.Tensor, margin: int = MARGIN_ELEMENTS) -> tuple[torch.Tensor, torch.Tensor]:
-    """Copy `t` into the middle of a sentinel-filled buffer; return (view, whole buffer)."""
+def in_guarded_buffer(
+    t: torch.Tensor, role: str = "input", margin: int = MARGIN_ELEMENTS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copy `t` into the middle of a buffer whose margins hold `role`'s NaN or sentinel bytes.
+
+    Returns (view, whole buffer)."""
     if not t.is_contiguous():
         raise ValueError("in_guarded_buffer places contiguous tensors only")
     buf = torch.empty(t.numel() + 2 * margin, dtype=t.dtype, device=t.device)
-    _fill_sentinel(buf)
+    _fill_sentinel(buf, role)
     view = buf[margin : margin + t.numel()].view(t.shape)
     view.copy_(t)
     return view, buf
 
 
-def _margins_intact(buf: torch.Tensor, numel: int, margin: int = MARGIN_ELEMENTS) -> bool:
-    # Compare bytes, not values: NaN != NaN, and a write of NaN over NaN is still caught
-    # only if its bit pattern differs, which is the best any check can do.
-    as_bytes = buf.view(torch.uint8).reshape(buf.numel(), -1)
+def _margins_intact(buf: torch.Tensor, numel: int, role: str, margin: int = MARGIN_ELEMENTS) -> bool:
+    # Compare bytes, not values: NaN != NaN, and the margins are NaN by design.
     fresh = torch.empty_like(buf)
-    _fill_sentinel(fresh)
+    _fill_sentinel(fresh, role)
+    as_bytes = buf.view(torch.uint8).reshape(buf.numel(), -1)
     fresh_bytes = fresh.view(torch.uint8).reshape(buf.numel(), -1)
     head = slice(0, margin)
     tail = slice(margin + numel, buf.numel())
@@ -226,7 +246,7 @@ def check(
     outs, out_bufs = [], []
     for e in expected:
         poisoned = torch.full(e.shape, float("nan"), dtype=e.dtype, device=device)
-        view, buf = in_guarded_buffer(poisoned)
+        view, buf = in_guarded_buffer(poisoned, role="output")
         outs.append(view)
         out_bufs.append(buf)
 
@@ -242,12 +262,12 @@ def check(
         if g.data_ptr() != o.data_ptr():
             problems.append(f"output {i} was not written into the `out` tensor it was given")
     for k, buf in input_bufs.items():
-        if not _margins_intact(buf, inputs[k].numel()):
+        if not _margins_intact(buf, inputs[k].numel(), "input"):
             problems.append(f"input {k!r}: memory outside the tensor was written (out-of-bounds store)")
         if not torch.equal(guarded_inputs[k].nan_to_num(), originals[k].nan_to_num()):
             problems.append(f"input {k!r} was modified by the kernel")
     for i, (buf, o) in enumerate(zip(out_bufs, outs, strict=True)):
-        if not _margins_intact(buf, o.numel()):
+        if not _margins_intact(buf, o.numel(), "output"):
             problems.append(
                 f"output {i}: memory just outside the output was written (a store without its mask?)"
             )

@@ -1,0 +1,86 @@
+"""elementwise.add and elementwise.swiglu against their references, and their input checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from inferlab.kernels import REGISTRY, get_spec
+from inferlab.kernels.elementwise import ADD_SPEC, SWIGLU_SPEC, add, swiglu
+from inferlab.kernels.spec import check
+
+CASES = [
+    pytest.param(spec, shape, dtype, id=f"{spec.name}-{'x'.join(map(str, shape.dims))}-{str(dtype)[6:]}")
+    for spec in (ADD_SPEC, SWIGLU_SPEC)
+    for shape in spec.test_shapes
+    for dtype in spec.dtypes
+]
+
+
+@pytest.mark.parametrize(("spec", "shape", "dtype"), CASES)
+def test_matches_reference(spec, shape, dtype, device):
+    result = check(spec, shape, dtype, device)
+    assert result.passed, result.message
+
+
+def test_registry_is_explicit_and_named():
+    assert [s.name for s in REGISTRY] == ["add", "swiglu"]
+    assert get_spec("swiglu") is SWIGLU_SPEC
+    with pytest.raises(ValueError, match="known kernels: add, swiglu"):
+        get_spec("nope")
+
+
+def test_every_test_shape_has_a_reason():
+    for spec in REGISTRY:
+        assert any(s.dims == (1,) or s.dims == (1, 1) for s in spec.test_shapes), spec.name
+        assert all(s.reason for s in spec.test_shapes)
+
+
+def test_empty_tensors_are_handled(device):
+    x = torch.empty(0, device=device)
+    assert add(x, x).shape == (0,)
+    empty_rows = torch.empty(0, 3, device=device)
+    assert swiglu(empty_rows, empty_rows).shape == (0, 3)
+
+
+def test_returns_the_out_tensor_it_was_given(device):
+    x = torch.randn(100, device=device)
+    out = torch.empty_like(x)
+    assert add(x, x, out=out) is out
+    torch.testing.assert_close(out, x + x)
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "message"),
+    [
+        (torch.randn(4), torch.randn(5), "y has shape \\(5,\\) but x has \\(4,\\)"),
+        (torch.randn(4), torch.randn(4, dtype=torch.float16), "pass one dtype"),
+        (torch.randn(4).to(torch.int32), torch.randn(4).to(torch.int32), "has dtype int32; supported"),
+        (torch.randn(4, 4), torch.randn(4, 4).t(), "y must be contiguous"),
+        (torch.randn(4), torch.empty(4, device="meta"), "y is on meta but x is on cpu"),
+        ([1.0, 2.0], torch.randn(2), "x must be a torch.Tensor, not list"),
+    ],
+)
+def test_bad_input_gets_one_clear_error(x, y, message, device):
+    if device == "cuda" and isinstance(x, torch.Tensor):
+        x = x.cuda()
+        y = y if y.device.type == "meta" else y.cuda()
+        message = message.replace("x is on cpu", "x is on cuda:0")
+    with pytest.raises((ValueError, TypeError), match=message):
+        add(x, y)
+
+
+def test_wrong_device_names_the_fix():
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU machine CPU tensors are the wrong device; covered by the interpreter run")
+    # The interpreter runs on CPU tensors; a meta tensor stands in for "the wrong device".
+    with pytest.raises(ValueError, match="kernels run on cpu here"):
+        add(torch.empty(4, device="meta"), torch.empty(4, device="meta"))
+
+
+def test_bad_out_is_refused(device):
+    x = torch.randn(8, device=device)
+    with pytest.raises(ValueError, match="out has shape \\(9,\\), expected \\(8,\\)"):
+        add(x, x, out=torch.empty(9, device=device))
+    with pytest.raises(TypeError, match="out must be torch.float32"):
+        add(x, x, out=torch.empty(8, device=device, dtype=torch.float16))
