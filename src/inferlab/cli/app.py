@@ -12,7 +12,7 @@ import sys
 import typer
 
 from inferlab import __version__
-from inferlab.cli import kernel_commands, lab_commands, learn_commands
+from inferlab.cli import bench_commands, kernel_commands, lab_commands, learn_commands
 from inferlab.cli.console import console, fail
 
 app = typer.Typer(
@@ -48,6 +48,7 @@ def _root(
 
 
 kernel_commands.register(app)
+bench_commands.register(app)
 lab_commands.register(app)
 learn_commands.register(app)
 

@@ -1,0 +1,7 @@
+"""Placeholder: commands registered by this module are being written."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app`."""
