@@ -28,9 +28,6 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 
-_state = {"debug": False}
-
-
 def _version(value: bool) -> None:
     if value:
         console.print(f"inferlab {__version__}")
@@ -44,7 +41,7 @@ def _root(
     ),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
 ) -> None:
-    _state["debug"] = debug
+    del debug  # main() reads --debug from argv: the error boundary sits outside Typer
 
 
 kernel_commands.register(app)
@@ -54,25 +51,12 @@ learn_commands.register(app)
 
 
 def main() -> None:
-    """Entry point: run the app, turning any exception into one clear line unless --debug."""
+    """Entry point: Typer handles --help, usage errors (exit 2) and typer.Exit; any other
+    exception becomes one clear line and exit 1, unless --debug asks for the traceback."""
     debug = "--debug" in sys.argv[1:]
     try:
-        app(standalone_mode=False)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        fail("aborted")
-    except KeyboardInterrupt:
-        fail("interrupted")
-    except Exception as e:  # the error boundary: everything ends here as one sentence
-        import click
-
-        if isinstance(e, click.exceptions.UsageError):
-            e.show()
-            sys.exit(2)
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+        app()
+    except Exception as e:  # the error boundary: everything a command raises ends here
         if debug:
             raise
         fail(_one_sentence(e))
@@ -80,4 +64,4 @@ def main() -> None:
 
 def _one_sentence(e: Exception) -> str:
     text = str(e).strip() or type(e).__name__
-    return text if "\n" not in text else text.splitlines()[0]
+    return text.splitlines()[0]
