@@ -26,3 +26,13 @@ def _isolated_lab(tmp_path, monkeypatch):
     home = tmp_path / "lab-home"
     monkeypatch.setenv("INFERLAB_HOME", str(home))
     return home
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without Triton (macOS), kernel tests are skipped with the reason, not hidden or failed."""
+    if BACKEND.triton_available:
+        return
+    skip = pytest.mark.skip(reason="Triton is not installed here (macOS?): run kernel tests in a Linux container")
+    for item in items:
+        if item.path.name.startswith(("test_kernels_", "test_checker")):
+            item.add_marker(skip)
