@@ -32,7 +32,9 @@ def pytest_collection_modifyitems(config, items):
     """Without Triton (macOS), kernel tests are skipped with the reason, not hidden or failed."""
     if BACKEND.triton_available:
         return
-    skip = pytest.mark.skip(reason="Triton is not installed here (macOS?): run kernel tests in a Linux container")
+    skip = pytest.mark.skip(
+        reason="Triton is not installed here (macOS?): run kernel tests in a Linux container"
+    )
     for item in items:
         if item.path.name.startswith(("test_kernels_", "test_checker")):
             item.add_marker(skip)

@@ -1,7 +1,210 @@
-"""Placeholder: commands registered by this module are being written."""
+"""Lab commands: `init`, `record new|list|show`, `lab reindex|path`.
+
+Each command parses its options, calls `inferlab.lab` (imported inside the function, so
+`inferlab --help` stays fast) and renders with Rich. User mistakes raise `InferlabError`, which
+the root command prints as one `error:` line.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from inferlab.cli.console import console, err_console
+
+# Mirrors inferlab.lab.STATUSES (a test keeps them equal); spelled out here so that building
+# the help text does not import the lab package.
+STATUS_HELP = "waiting-for-recall, waiting-for-correction, corrected or reviewed"
+
+LabOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--lab",
+        metavar="PATH",
+        help="The lab folder (default: $INFERLAB_HOME, else the per-user lab, made on first use).",
+    ),
+]
+
+record_app = typer.Typer(
+    help="Learning records: cold recall, mistakes and corrections, as Markdown notes.",
+    no_args_is_help=True,
+)
+lab_app = typer.Typer(help="The lab folder itself: where it is, and its derived index.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    app.command("init")(init)
+    app.add_typer(record_app, name="record")
+    app.add_typer(lab_app, name="lab")
+
+
+def init(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(metavar="[DIR]", help="Where to make the lab (default: the per-user lab)."),
+    ] = None,
+) -> None:
+    """Make a lab: `lab.toml`, `records/`, `experiments/`, `results/`, `reviews/`.
+
+    Refuses a folder that already is a lab; in any other folder, existing files are left alone.
+
+    Example: `inferlab init ~/my-lab`
+    """
+    from inferlab.lab import init_lab
+
+    lab = init_lab(directory)
+    console.print(f"Made a lab at [bold]{_escape(str(lab.root))}[/]", soft_wrap=True)
+    hint = "" if directory is None else f" --lab {lab.root}"
+    console.print(f"Next: inferlab record new 'What I recalled'{hint}", soft_wrap=True, markup=False)
+
+
+@record_app.command("new")
+def record_new(
+    title: Annotated[str, typer.Argument(help="The record's title.")],
+    lesson: Annotated[int | None, typer.Option(help="The lesson it belongs to.")] = None,
+    status: Annotated[str, typer.Option(help=f"One of {STATUS_HELP}.")] = "waiting-for-correction",
+    body: Annotated[str | None, typer.Option(help="The Markdown body.")] = None,
+    body_file: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Read the Markdown body from FILE ('-' for stdin)."),
+    ] = None,
+    link: Annotated[
+        list[str] | None, typer.Option(metavar="LINK", help="A related link or path (repeatable).")
+    ] = None,
+    lab: LabOption = None,
+) -> None:
+    """Write a new learning record with the next free id.
+
+    Example: `inferlab record new 'Why masks matter' --lesson 1 --body-file notes.md`
+    """
+    from inferlab.lab import Lab, new_record
+
+    text = _body_text(body, body_file)
+    opened = Lab.open(lab)
+    record = new_record(opened, title, lesson=lesson, status=status, body=text, links=link or ())
+    console.print(f"Wrote record {record.id}: {_escape(str(record.path))}", soft_wrap=True)
+
+
+@record_app.command("list")
+def record_list(lab: LabOption = None) -> None:
+    """List the records (from the index, rebuilt if any file changed); warn about bad files.
+
+    Example: `inferlab record list`
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    from inferlab.lab import Lab, list_records
+
+    records, problems = list_records(Lab.open(lab))
+    if records:
+        table = Table("id", "title", "lesson", "status", "created", header_style="bold")
+        for r in records:
+            lesson = "-" if r.lesson is None else str(r.lesson)
+            table.add_row(str(r.id), Text(r.title), lesson, r.status, _short_time(r.created))
+        console.print(table)
+    elif not problems:
+        console.print("No records yet. Write one with: inferlab record new 'TITLE'", markup=False)
+    _warn(problems)
+
+
+@record_app.command("show")
+def record_show(
+    record_id: Annotated[int, typer.Argument(metavar="ID", help="The record's id.")],
+    lab: LabOption = None,
+) -> None:
+    """Show one record: its fields, then its body rendered as Markdown.
+
+    Example: `inferlab record show 3`
+    """
+    from rich.markdown import Markdown
+    from rich.table import Table
+    from rich.text import Text
+
+    from inferlab.lab import Lab, load_record
+
+    record = load_record(Lab.open(lab), record_id)
+    console.print(Text(f"#{record.id} {record.title}", style="bold"))
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="dim")
+    fields.add_column()
+    rows = {
+        "lesson": "-" if record.lesson is None else str(record.lesson),
+        "status": record.status,
+        "created": record.created,
+        "links": ", ".join(record.links) or "-",
+        "file": str(record.path),
+        **{key: str(value) for key, value in record.extra.items()},
+    }
+    for key, value in rows.items():
+        fields.add_row(key, Text(value))
+    console.print(fields)
+    console.print()
+    console.print(Markdown(record.body) if record.body.strip() else Text("(no body)", style="dim"))
+
+
+@lab_app.command("reindex")
+def lab_reindex(lab: LabOption = None) -> None:
+    """Rebuild `index.sqlite` from the record files (it is derived; the files are the truth).
+
+    Example: `inferlab lab reindex`
+    """
+    from inferlab.lab import Lab, list_records, reindex
+
+    opened = Lab.open(lab)
+    count = reindex(opened)
+    noun = "record" if count == 1 else "records"
+    console.print(f"Indexed {count} {noun} into {_escape(str(opened.index_path))}", soft_wrap=True)
+    _warn(list_records(opened)[1])
+
+
+@lab_app.command("path")
+def lab_path(lab: LabOption = None) -> None:
+    """Print the lab's folder (plain text, for scripts).
+
+    Example: `cd "$(inferlab lab path)"`
+    """
+    from inferlab.lab import Lab
+
+    print(Lab.open(lab).root)  # plain print: no Rich wrapping or styling in a path for scripts
+
+
+def _body_text(body: str | None, body_file: Path | None) -> str:
+    from inferlab.errors import InferlabError
+
+    if body is not None and body_file is not None:
+        raise InferlabError("give the body with --body or --body-file, not both")
+    if body_file is None:
+        return body or ""
+    if str(body_file) == "-":
+        return sys.stdin.read()
+    try:
+        return body_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise InferlabError(f"cannot read the body file {body_file}: {reason}") from None
+
+
+def _warn(problems: list[str]) -> None:
+    for message in problems:
+        err_console.print(f"[yellow]warning:[/] {_escape(message)}", soft_wrap=True, highlight=False)
+
+
+def _short_time(created: str) -> str:
+    """`2025-01-01T12:00:00+00:00` -> `2025-01-01 12:00`, to keep the table narrow."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(created).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return created
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
