@@ -7,6 +7,7 @@ the git revision of the code that ran, and flags that change numerics (TF32).
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -25,7 +26,11 @@ def _version(package: str) -> str | None:
 
 
 def git_revision(start: Path | None = None) -> str | None:
-    """The commit of the source tree inferlab was imported from (None outside a git checkout)."""
+    """The commit of the source tree inferlab was imported from (None outside a git checkout).
+
+    $INFERLAB_GIT_REVISION wins: a copy of the tree sent to a GPU machine has no .git folder."""
+    if os.environ.get("INFERLAB_GIT_REVISION"):
+        return os.environ["INFERLAB_GIT_REVISION"]
     here = start or Path(__file__).resolve().parent
     try:
         out = subprocess.run(

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# On the GPU machine (see ../shared/GPU.md): install the carried wheels, then check every
+# kernel compiled (fp32, fp16, bf16) and run the test suite on the GPU.
+# Usage there: INFERLAB_GIT_REVISION=<sha> bash benchmarks/gpu_foundation.sh
+set -uo pipefail
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+  --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1
+export INFERLAB_HOME="${OUT:-/tmp}/lab"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw --format=csv
+python3 -m inferlab doctor
+python3 -m inferlab run; echo "inferlab run exit code: $?"
+python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tail -25
