@@ -61,24 +61,27 @@ def read_record(path: Path) -> Record:
     if number is None:
         raise FrontMatterError(path, 1, "a record file must be named NNNN-slug.md")
     doc = read_document(path)
+    # checked in the order the fields are written, so the first error is the topmost one
     record_id = get_field(doc, "id", int)
     if record_id != number:
         raise doc.error("id", f"id {record_id} does not match the file name's number {number}")
     title = get_field(doc, "title", str).strip()
     if not title:
         raise doc.error("title", "field 'title' is empty")
+    lesson = get_field(doc, "lesson", int, nullable=True)
     status = get_field(doc, "status", str)
     if status not in STATUSES:
         raise doc.error("status", f"status {status!r} is not one of {', '.join(STATUSES)}")
+    created = _created(doc)
     links = get_field(doc, "links", list)
     if not all(isinstance(link, str) for link in links):
         raise doc.error("links", "field 'links' must be a list of text items")
     return Record(
         id=record_id,
         title=title,
-        lesson=get_field(doc, "lesson", int, nullable=True),
+        lesson=lesson,
         status=status,
-        created=_created(doc),
+        created=created,
         links=list(links),
         body=doc.body,
         path=path,
