@@ -14,9 +14,10 @@ from inferlab.kernels.device import select_backend
 select_backend()
 
 from inferlab.kernels.elementwise import ADD_SPEC, SWIGLU_SPEC  # noqa: E402
+from inferlab.kernels.softmax import SPEC as SOFTMAX_SPEC  # noqa: E402
 from inferlab.kernels.spec import KernelSpec  # noqa: E402
 
-REGISTRY: tuple[KernelSpec, ...] = (ADD_SPEC, SWIGLU_SPEC)
+REGISTRY: tuple[KernelSpec, ...] = (ADD_SPEC, SWIGLU_SPEC, SOFTMAX_SPEC)
 
 
 def get_spec(name: str) -> KernelSpec:
