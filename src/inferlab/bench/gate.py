@@ -1,0 +1,79 @@
+"""Correctness gates timing: a provider is timed only after it computed the right answer on
+the very inputs it is about to be timed on, and its timed outputs are checked again after.
+
+Before timing (`gate`): the provider runs on two or more input sets in a row, each against
+its own reference, with `out` poisoned (NaN) first. Two sets in a row catch a provider that
+returns the previous call's output; the poison catches elements it never wrote.
+
+The comparison runs on the current stream with no device-wide synchronize between the call
+and the check: a provider that computes on a side stream without making the current stream
+wait for it is compared before its work lands, and fails, as it would fail its caller.
+
+After timing (`check_output`): the output of the last timed call is compared with the
+reference of the input set that call was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from inferlab.bench.providers import Provider
+from inferlab.kernels.spec import TOLERANCES, Inputs
+
+MAX_REPORTED = 3
+
+
+def check_output(name: str, got: torch.Tensor, want: torch.Tensor) -> str | None:
+    """None if `got` matches `want` within the dtype's tolerance, else one sentence why not."""
+    if not isinstance(got, torch.Tensor):
+        return f"{name}: returned {type(got).__name__}, not a tensor"
+    if tuple(got.shape) != tuple(want.shape) or got.dtype != want.dtype:
+        return f"{name}: {tuple(got.shape)} {got.dtype}, the reference is {tuple(want.shape)} {want.dtype}"
+    tol = TOLERANCES[want.dtype]
+    # fp32 on the same device and stream as the provider's work: nothing here waits for
+    # other streams (see the module docstring).
+    g, w = got.float(), want.to(got.device).float()
+    unwritten = torch.isnan(g) & ~torch.isnan(w)
+    bad = ~torch.isclose(g, w, rtol=tol.rtol, atol=tol.atol, equal_nan=True)
+    n_unwritten, n_bad = int(unwritten.sum()), int(bad.sum())  # the first host sync
+    if n_unwritten:
+        first = unwritten.flatten().nonzero()[:MAX_REPORTED].flatten().tolist()
+        return f"{name}: {n_unwritten} of {g.numel()} elements never written (NaN); flat indices {first}"
+    if n_bad:
+        first = bad.flatten().nonzero()[:MAX_REPORTED].flatten().tolist()
+        i = first[0]
+        return (
+            f"{name}: {n_bad} of {g.numel()} elements outside rtol={tol.rtol:g}, atol={tol.atol:g}; "
+            f"flat index {i}: got {float(g.flatten()[i]):.6g}, want {float(w.flatten()[i]):.6g}"
+        )
+    return None
+
+
+def poisoned_like(t: torch.Tensor) -> torch.Tensor:
+    return torch.full_like(t, float("nan"))
+
+
+def gate(
+    provider: Provider,
+    input_sets: Sequence[Inputs],
+    expected: Sequence[torch.Tensor],
+    outs: Sequence[torch.Tensor] | None = None,
+) -> list[str]:
+    """Run `provider` on each input set in order; the problems found (empty: correct)."""
+    if len(input_sets) < 2:
+        raise ValueError("the gate needs at least two input sets (one catches no stale output)")
+    problems = []
+    for i, (inputs, want) in enumerate(zip(input_sets, expected, strict=True)):
+        out = outs[i] if outs is not None else poisoned_like(want)
+        out.fill_(float("nan"))
+        try:
+            got = provider.fn(inputs, out)
+        except Exception as e:  # a baseline that raises is INCORRECT here, not a crashed run
+            problems.append(f"input set {i}: raised {type(e).__name__}: {e}")
+            break
+        problem = check_output(f"input set {i}", got, want)
+        if problem:
+            problems.append(problem)
+    return problems

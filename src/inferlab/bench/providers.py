@@ -1,0 +1,130 @@
+"""Who gets timed: our launcher and the baselines of each op, every one optional.
+
+A provider is one implementation of an op behind one calling convention,
+`fn(inputs, out) -> output`: `inputs` is the dict the SPEC's `make_inputs` returns, `out` a
+preallocated output that providers with `writes_out=True` fill (our launchers); the others
+(PyTorch eager, torch.compile, Liger) return a tensor of their own.
+
+Baselines run on the very same input tensors, so at the same precision as ours. A baseline
+whose package is missing is listed as `Unavailable` with the reason, never a crash.
+
+Adding an op: write its eager function in `EAGER` (keyed by the SPEC's name); `torch` and
+`torch.compile` providers follow from it. Extra libraries go in `EXTRA` as a factory that
+imports inside itself and raises `ProviderUnavailable` (or ImportError) when it cannot run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from inferlab.kernels.spec import Inputs, KernelSpec
+
+OURS = "inferlab"
+
+
+class ProviderUnavailable(RuntimeError):
+    """This provider cannot run here; the message says why, in a few words."""
+
+
+@dataclass(slots=True)
+class Provider:
+    name: str
+    fn: Callable[[Inputs, torch.Tensor | None], torch.Tensor]
+    writes_out: bool = False  # True: fills the `out` it is given (so a poisoned `out` shows gaps)
+    compiled: bool = False  # True: the first call compiles (timed apart, never in steady state)
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    name: str
+    reason: str
+
+
+# ---------------------------------------------------------------- eager PyTorch, per op
+# Each takes the SPEC's inputs by name. Future ops (rmsnorm, rope) add a line here.
+EAGER: dict[str, Callable[..., torch.Tensor]] = {
+    "add": lambda x, y: x + y,
+    "swiglu": lambda gate, up: F.silu(gate) * up,
+    "softmax": lambda x: torch.softmax(x, dim=-1),
+}
+
+
+def _ours(spec: KernelSpec) -> Provider:
+    return Provider(OURS, lambda inputs, out: spec.launcher(**inputs, out=out), writes_out=True)
+
+
+def _torch_eager(spec: KernelSpec) -> Provider:
+    if spec.name not in EAGER:
+        raise ProviderUnavailable(f"no eager PyTorch version of {spec.name!r} in providers.EAGER")
+    eager = EAGER[spec.name]
+    return Provider("torch", lambda inputs, out: eager(**inputs), note="eager")
+
+
+def _torch_compile(spec: KernelSpec) -> Provider:
+    if spec.name not in EAGER:
+        raise ProviderUnavailable(f"no eager PyTorch version of {spec.name!r} to compile")
+    # dynamic=False: one specialised graph per shape, as a user with fixed shapes would get.
+    compiled = torch.compile(EAGER[spec.name], dynamic=False)
+    return Provider(
+        "torch.compile", lambda inputs, out: compiled(**inputs), compiled=True, note="dynamic=False"
+    )
+
+
+def _liger_swiglu(spec: KernelSpec) -> Provider:
+    module = importlib.import_module("liger_kernel.ops.swiglu")
+    fn = getattr(module, "LigerSiLUMulFunction", None)
+    if fn is None:
+        raise ProviderUnavailable("liger_kernel.ops.swiglu has no LigerSiLUMulFunction in this version")
+    return Provider("liger", lambda inputs, out: fn.apply(inputs["gate"], inputs["up"]))
+
+
+# op -> provider name -> factory. "torch" and "torch.compile" cover every op in EAGER.
+EXTRA: dict[str, dict[str, Callable[[KernelSpec], Provider]]] = {
+    "swiglu": {"liger": _liger_swiglu},
+}
+GENERIC: dict[str, Callable[[KernelSpec], Provider]] = {
+    "torch": _torch_eager,
+    "torch.compile": _torch_compile,
+}
+
+
+def factories_for(spec: KernelSpec) -> dict[str, Callable[[KernelSpec], Provider]]:
+    """Ours first, then the SPEC's baselines in the order it lists them."""
+    table = {OURS: _ours, **GENERIC, **EXTRA.get(spec.name, {})}
+    names = [OURS, *spec.baselines, *(n for n in table if n not in spec.baselines and n != OURS)]
+    return {n: table.get(n, _not_registered(n)) for n in dict.fromkeys(names)}
+
+
+def _not_registered(name: str) -> Callable[[KernelSpec], Provider]:
+    def factory(spec: KernelSpec) -> Provider:
+        raise ProviderUnavailable(f"no provider {name!r} is registered for {spec.name!r}")
+
+    return factory
+
+
+def make_provider(
+    name: str, factory: Callable[[KernelSpec], Provider], spec: KernelSpec
+) -> Provider | Unavailable:
+    """Build one provider; a missing package or an unsupported op becomes `Unavailable`."""
+    try:
+        return factory(spec)
+    except ImportError as e:  # the package (or a piece of it) is not installed here
+        return Unavailable(name, f"unavailable: {e}")
+    except ProviderUnavailable as e:
+        return Unavailable(name, f"unavailable: {e}")
+
+
+def providers_for(spec: KernelSpec, only: list[str] | None = None) -> list[Provider | Unavailable]:
+    """Every provider of `spec` (or those named in `only`), each built or marked unavailable."""
+    table = factories_for(spec)
+    names = list(table)
+    if only:
+        names = [n for n in only]
+        table = {n: table.get(n, _not_registered(n)) for n in names}
+    return [make_provider(n, table[n], spec) for n in names]
