@@ -61,18 +61,20 @@ def quiz(
         None, "--lab", help="The lab that records your corrections (default: the default lab)."
     ),
 ) -> None:
-    """Take a lesson's quiz; every miss is corrected and written into a learning record.
+    """Take a lesson's quiz; every miss is corrected, and the result goes into a learning record.
 
     Example: `inferlab quiz 1`, or scripted: `inferlab quiz 1 --answers answers.yaml`, where
     answers.yaml maps question ids to answers (`line-block-idx: 47`, a choice's letter, a number,
     or for recall `{text: "...", points: [0, 2]}`).
     """
     from inferlab.errors import InferlabError
+    from inferlab.lab import Lab
     from inferlab.learn import curriculum, grading, terminal
     from inferlab.learn.quiz import load_quiz
 
     lesson = curriculum.get_lesson(number)
     the_quiz = load_quiz(lesson)
+    the_lab = Lab.open(lab)  # before the questions: a bad --lab must not cost a finished quiz
     if answers is not None:
         given = grading.load_answers(answers, the_quiz)
     else:
@@ -89,12 +91,9 @@ def quiz(
                 ) from None
     report = grading.grade(the_quiz, given)
     terminal.show_report(console, the_quiz, report)
-    record = grading.record_corrections(lab, lesson, the_quiz, report)
-    if record is None:
-        console.print("No misses, so no corrections to record.")
-    else:
-        console.print(f"Corrections recorded: [bold]{record.id}[/] ({record.path})")
-
+    record = grading.record_quiz(the_lab, lesson, the_quiz, report)
+    what = "corrections" if report.misses else "result"
+    console.print(f"Quiz {what} written to record {record.id}: {record.path}")
 
 def register(app: typer.Typer) -> None:
     """Add `lesson` and `quiz` to `app`."""
