@@ -64,8 +64,8 @@ def quiz(
     """Take a lesson's quiz; every miss is corrected, and the result goes into a learning record.
 
     Example: `inferlab quiz 1`, or scripted: `inferlab quiz 1 --answers answers.yaml`, where
-    answers.yaml maps question ids to answers (`line-block-idx: 47`, a choice's letter, a number,
-    or for recall `{text: "...", points: [0, 2]}`).
+    answers.yaml maps question ids to answers: a choice's letter (`shared-memory-scope: b`), a
+    line number, a number (`1/12` is fine), or for recall `{text: "...", points: [0, 2]}`.
     """
     from inferlab.errors import InferlabError
     from inferlab.lab import Lab
@@ -94,6 +94,7 @@ def quiz(
     record = grading.record_quiz(the_lab, lesson, the_quiz, report)
     what = "corrections" if report.misses else "result"
     console.print(f"Quiz {what} written to record {record.id}: {record.path}")
+
 
 def register(app: typer.Typer) -> None:
     """Add `lesson` and `quiz` to `app`."""

@@ -3,7 +3,7 @@
 An answers file is YAML or JSON (JSON is YAML), one entry per question id:
 
     shared-memory-scope: b
-    line-block-idx: 47
+    line-block-idx: 50                   # a line number, as shown beside the source
     intensity-fp32-add: 1/12
     recall-program-instance: {text: "one program per grid point...", points: [0, 2]}
 

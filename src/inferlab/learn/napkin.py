@@ -122,7 +122,10 @@ def _eval(node: ast.expr, expr: str) -> object:
             raise ValueError(f"unknown computation {node.func.id!r} in {expr!r}; known: {known}")
         args = [_eval(a, expr) for a in node.args]
         kwargs = {k.arg: _eval(k.value, expr) for k in node.keywords if k.arg is not None}
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except TypeError as e:  # wrong or missing arguments in the lesson data
+            raise ValueError(f"{e} in napkin expression {expr!r}") from None
     raise ValueError(f"napkin expression {expr!r} may hold only numbers, arithmetic and calls")
 
 

@@ -54,6 +54,12 @@ def show_lesson(console: Console, lesson: Lesson) -> None:
             )
 
 
+def _inline_code(text: str) -> str:
+    """Rich markup for a line of text whose `backticked` parts are code."""
+    parts = escape(text).split("`")
+    return "".join(f"[cyan]{p}[/]" if i % 2 else p for i, p in enumerate(parts))
+
+
 def _ask_until_valid(console: Console, question: Question, prompt: str) -> object:
     while True:
         raw = Prompt.ask(prompt, console=console)
@@ -69,7 +75,7 @@ def ask(console: Console, question: Question, index: int, total: int) -> object:
     console.print(Markdown(question.prompt))
     if isinstance(question, Choice):
         for i, option in enumerate(question.options):
-            console.print(f"  [bold]{question.letter(i)})[/] {escape(option)}")
+            console.print(f"  [bold]{question.letter(i)})[/] {_inline_code(option)}")
         return _ask_until_valid(console, question, "Your answer (a letter)")
     if isinstance(question, Line):
         console.print(code(question.snippet()))
