@@ -115,6 +115,7 @@ def test_wrong_answers_get_corrections_and_a_record(monkeypatch, capsys, quiz, t
         assert f"## {q.id}" in body  # every miss, with its correction
     assert "tl.program_id" in body  # a line question's right answer
     assert "Key points missed" in body
+    assert "- In my words: not much" in body  # the recall answer is kept as evidence
 
 
 def test_partial_recall_scores_the_fraction_of_key_points(quiz):

@@ -100,6 +100,7 @@ def record_markdown(lesson: Lesson, quiz: Quiz, report: Report) -> str:
             quiz.question(r.question_id).prompt,
             "",
             f"- Given: {r.given}",
+            *([f"- In my words: {' '.join(r.words.split())}"] if r.words else []),
             f"- Right: {r.expected}",
             "",
             r.correction,

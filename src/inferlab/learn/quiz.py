@@ -53,6 +53,7 @@ class Result:
     given: str  # the answer as the learner gave it, for display
     expected: str  # the right answer, for display
     correction: str  # what to learn from a miss (empty when fully right)
+    words: str = ""  # a recall answer's own text, kept as evidence in the record
 
     @property
     def correct(self) -> bool:
@@ -202,7 +203,8 @@ class Recall:
     def grade(self, answer: RecallAnswer) -> Result:
         n, had = len(self.key_points), len(answer.points)
         correction = "" if had == n else self.correction(answer.points)
-        return Result(self.id, had / n, f"{had}/{n} key points", self.expected(), correction)
+        given = f"{had}/{n} key points"
+        return Result(self.id, had / n, given, self.expected(), correction, answer.text.strip())
 
 
 Question = Choice | Line | Numeric | Recall
