@@ -242,6 +242,9 @@ def load_quiz(lesson: Lesson) -> Quiz:
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids):
         raise ValueError(f"lesson {lesson.number}: quiz question ids are not unique")
+    for q in questions:  # derive every answer now: a drifted quiz fails here, not mid-quiz
+        if isinstance(q, Line | Numeric):
+            q.answer()
     return Quiz(lesson.number, questions)
 
 
