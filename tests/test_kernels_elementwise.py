@@ -24,7 +24,14 @@ def test_matches_reference(spec, shape, dtype, device):
 
 
 def test_registry_is_explicit_and_named():
-    assert [s.name for s in REGISTRY] == ["add", "swiglu", "softmax", "rmsnorm", "rmsnorm_residual"]
+    assert [s.name for s in REGISTRY] == [
+        "add",
+        "swiglu",
+        "softmax",
+        "rmsnorm",
+        "rmsnorm_residual",
+        "rope",
+    ]
     assert get_spec("swiglu") is SWIGLU_SPEC
     with pytest.raises(ValueError, match="known kernels: add, swiglu"):
         get_spec("nope")

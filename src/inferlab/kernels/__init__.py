@@ -15,6 +15,7 @@ select_backend()
 
 from inferlab.kernels.elementwise import ADD_SPEC, SWIGLU_SPEC  # noqa: E402
 from inferlab.kernels.rmsnorm import RMSNORM_RESIDUAL_SPEC, RMSNORM_SPEC  # noqa: E402
+from inferlab.kernels.rope import SPEC as ROPE_SPEC  # noqa: E402
 from inferlab.kernels.softmax import SPEC as SOFTMAX_SPEC  # noqa: E402
 from inferlab.kernels.spec import KernelSpec  # noqa: E402
 
@@ -24,6 +25,7 @@ REGISTRY: tuple[KernelSpec, ...] = (
     SOFTMAX_SPEC,
     RMSNORM_SPEC,
     RMSNORM_RESIDUAL_SPEC,
+    ROPE_SPEC,
 )
 
 
