@@ -80,7 +80,9 @@ def bench_run(
     provider: Annotated[
         list[str] | None,
         typer.Option(
-            "--provider", "-p", help="Only this provider (repeatable): inferlab, torch, torch.compile, liger."
+            "--provider",
+            "-p",
+            help="Only this baseline beside ours (repeatable): torch, torch.compile, liger.",
         ),
     ] = None,
     quick: Annotated[
@@ -138,8 +140,9 @@ def _run_and_report(specs, shape, provider, quick, self_test, save_to, lab) -> N
             shapes = [s for s in spec.bench_shapes if not shape or any(runner.matches(s, w) for w in shape)]
             if not shapes:
                 raise InferlabError(f"no benchmark shape of {spec.name} matches {', '.join(shape)}")
+            only = list(dict.fromkeys(["inferlab", *provider])) if provider else None  # ours always
             rows += runner.run_kernel(
-                spec, shapes, providers_for(spec, provider), ceilings, rule, on_shape=on_shape
+                spec, shapes, providers_for(spec, only), ceilings, rule, on_shape=on_shape
             )
         if self_test:
             rows += _self_test_rows(rule, ceilings, on_shape)
