@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 
-from inferlab.bench import store
+from inferlab.bench import ceilings, store
 from inferlab.bench.ceilings import datasheet_for, parse_nvidia_smi
 from inferlab.bench.report import bench_table, compare_table, plot_kernels
 from inferlab.bench.runner import Measured, finish_rows, matches, self_test_failures, shape_label
@@ -51,6 +52,9 @@ def test_rows_have_rates_fractions_and_paired_speedups():
     assert ours["launch_overhead_us"] == pytest.approx(1.2 * t_ours - 0.9 * t_ours, rel=0.05)
     assert rows[2]["status"] == "unavailable" and "speedups" not in rows[1]
     json.dumps(rows)  # a row is stored as it is
+    console = Console(width=160, record=True)
+    console.print(bench_table(rows))
+    assert "vs torch: 2.000x" in console.export_text() or "vs torch: 1.99" in console.export_text()
 
 
 def test_over_105_percent_of_the_ceiling_is_impossible_and_excluded():
@@ -164,3 +168,27 @@ def test_datasheet_and_nvidia_smi_parsing():
         "power_draw": "312.45 W",
         "throttle_reasons": "0x0000000000000000",
     }
+
+
+def test_ceilings_are_cached_per_device_in_the_lab(monkeypatch):
+    from inferlab.lab import Lab
+
+    lab = Lab.open(None)
+    env = {
+        "gpu": {"name": "NVIDIA H200", "sm_count": 132, "memory_bytes": 1, "driver": "580"},
+        "torch": "2.11",
+    }
+    fresh = {"device": ceilings.device_key(env), "copy_gbps": 4196.0, "matmul_tflops": {"bfloat16": 714.0}}
+    monkeypatch.setattr(ceilings, "measure", lambda environment: fresh)
+    assert ceilings.load_or_measure(lab, env) == (fresh, False)
+
+    def must_not_measure(environment):
+        raise AssertionError("measured again although cached")
+
+    monkeypatch.setattr(ceilings, "measure", must_not_measure)
+    assert ceilings.load_or_measure(lab, env) == (fresh, True)
+    other = {**env, "torch": "2.13"}  # other software: measure again
+    monkeypatch.setattr(
+        ceilings, "measure", lambda environment: {**fresh, "device": ceilings.device_key(other)}
+    )
+    assert ceilings.load_or_measure(lab, other)[1] is False

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from inferlab.bench.store import Comparison
 
+TABLE_WIDTH = 160  # a pipe gets 80 columns from Rich; the table needs more to stay one row per line
 STATUS_STYLE = {"INCORRECT": "bold red", "IMPOSSIBLE": "bold magenta", "unavailable": "yellow"}
 
 
@@ -19,7 +20,7 @@ def _interval(low: float, high: float, digits: int = 2) -> str:
 def speedup_text(name: str, ratio: dict) -> str:
     style = {"faster": "green", "slower": "red"}.get(ratio["verdict"], "dim")
     return (
-        f"vs {name}: {ratio['value']:.2f}x {_interval(ratio['ci_low'], ratio['ci_high'])} "
+        f"vs {name}: {ratio['value']:.3f}x {_interval(ratio['ci_low'], ratio['ci_high'], 3)} "
         f"[{style}]{ratio['verdict']}[/]"
     )
 

@@ -150,7 +150,7 @@ def _run_and_report(specs, shape, provider, quick, self_test, save_to, lab) -> N
     options = {"quick": quick, "self_test": self_test, "shapes": shape, "providers": provider}
     payload = store.build_payload(rows, environment, ceilings, card_before, card_after, options)
     paths = store.save_run(the_lab, payload, save_to)
-    console.print(report.bench_table(rows))
+    console.print(report.bench_table(rows), width=max(console.width, report.TABLE_WIDTH))
     plots = report.plot_kernels(rows, (save_to or the_lab.results_dir) / f"{paths[0].stem}-plots")
     console.print(plots if isinstance(plots, str) else f"Plots: {', '.join(str(p) for p in plots)}")
     console.print(f"Card before: {card_before}\nCard after:  {card_after}", highlight=False)
@@ -203,7 +203,7 @@ def bench_compare(
     cmp = store.compare_runs(
         store.load_run(path_a), store.load_run(path_b), str(path_a), str(path_b), allow_different_devices
     )
-    console.print(report.compare_table(cmp))
+    console.print(report.compare_table(cmp), width=max(console.width, report.TABLE_WIDTH))
     for key in cmp.only_in_a:
         console.print(f"only in A: {key}")
     for key in cmp.only_in_b:
