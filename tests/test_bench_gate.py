@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from inferlab.bench import providers as prov
-from inferlab.bench.gate import check_output, gate
+from inferlab.bench.gate import as_tuple, check_output, check_outputs, gate
 from inferlab.bench.selftest import BAD_PROVIDERS, must_reject
 from inferlab.kernels import get_spec
 
@@ -18,7 +18,7 @@ ADD = get_spec("add")
 def _sets(dims, device, n=2, dtype=torch.float32, spec=ADD):
     gen = torch.Generator().manual_seed(0)
     sets = [spec.make_inputs(dims, dtype, torch.device(device), gen) for _ in range(n)]
-    return sets, [spec.reference(**s) for s in sets]
+    return sets, [as_tuple(spec.reference(**s)) for s in sets]
 
 
 @pytest.mark.parametrize("name", ["bad:stale-output", "bad:partial-write", "bad:wrong-non-pow2"])
@@ -27,7 +27,7 @@ def test_the_gate_rejects_each_cpu_detectable_bad_provider(name, device):
     assert must_reject(name, dims)
     sets, expected = _sets(dims, device)
     provider = BAD_PROVIDERS[name]()
-    provider.fn(sets[0], torch.empty_like(expected[0]))  # the first call, as the runner makes it
+    provider.fn(sets[0], torch.empty_like(expected[0][0]))  # the first call, as the runner makes it
     problems = gate(provider, sets, expected)
     assert problems, f"{name} passed the gate"
 
@@ -57,10 +57,20 @@ def test_side_stream_provider_is_gpu_only():
         BAD_PROVIDERS["bad:side-stream"]()
 
 
-@pytest.mark.parametrize("name", ["add", "swiglu"])
-def test_our_launcher_and_eager_torch_pass_the_gate(name, device):
+@pytest.mark.parametrize(
+    ("name", "dims"),
+    [
+        ("add", (3, 1000)),
+        ("swiglu", (3, 1000)),
+        ("softmax", (3, 1000)),
+        ("rmsnorm", (3, 1000)),
+        ("rmsnorm_residual", (3, 1000)),  # two outputs: normalised and the new residual
+        ("rope", (1, 3, 4, 2, 64)),  # two outputs: q and k
+    ],
+)
+def test_our_launcher_and_eager_torch_pass_the_gate(name, dims, device):
     spec = get_spec(name)
-    sets, expected = _sets((3, 1000), device, spec=spec)
+    sets, expected = _sets(dims, device, spec=spec)
     by_name = {p.name: p for p in prov.providers_for(spec, only=["inferlab", "torch"])}
     for provider in by_name.values():
         assert gate(provider, sets, expected) == [], provider.name
@@ -74,6 +84,12 @@ def test_gate_reports_a_provider_that_raises(device):
 
     (problem,) = gate(prov.Provider("boom", boom), sets, expected)
     assert "raised RuntimeError: no kernel image" in problem
+
+
+def test_a_missing_output_is_reported():
+    want = (torch.ones(4), torch.ones(4))
+    assert "returned 1 outputs" in check_outputs("o", torch.ones(4), want)
+    assert "output 1" in check_outputs("o", (torch.ones(4), torch.zeros(4)), want)
 
 
 def test_check_output_shape_and_dtype_mismatch():

@@ -51,29 +51,51 @@ def check_output(name: str, got: torch.Tensor, want: torch.Tensor) -> str | None
     return None
 
 
-def poisoned_like(t: torch.Tensor) -> torch.Tensor:
-    return torch.full_like(t, float("nan"))
+def as_tuple(x) -> tuple:
+    """Outputs as a tuple: some kernels return one tensor, some several (rope: q and k)."""
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def out_arg(outs: tuple[torch.Tensor, ...]):
+    """What a launcher's `out=` takes: the tensor itself, or the tuple when there are several."""
+    return outs[0] if len(outs) == 1 else outs
+
+
+def check_outputs(name: str, got, want: tuple[torch.Tensor, ...]) -> str | None:
+    """`check_output` for every output; the first problem, or None."""
+    got = as_tuple(got)
+    if len(got) != len(want):
+        return f"{name}: returned {len(got)} outputs, the reference returns {len(want)}"
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        problem = check_output(name if len(want) == 1 else f"{name}, output {i}", g, w)
+        if problem:
+            return problem
+    return None
 
 
 def gate(
     provider: Provider,
     input_sets: Sequence[Inputs],
-    expected: Sequence[torch.Tensor],
-    outs: Sequence[torch.Tensor] | None = None,
+    expected: Sequence[tuple[torch.Tensor, ...]],
+    outs: Sequence[tuple[torch.Tensor, ...]] | None = None,
 ) -> list[str]:
-    """Run `provider` on each input set in order; the problems found (empty: correct)."""
+    """Run `provider` on each input set in order; the problems found (empty: correct).
+
+    `expected[i]` is the reference's outputs for set i as a tuple; `outs[i]` the preallocated
+    outputs for set i (made here if not given)."""
     if len(input_sets) < 2:
         raise ValueError("the gate needs at least two input sets (one catches no stale output)")
     problems = []
     for i, (inputs, want) in enumerate(zip(input_sets, expected, strict=True)):
-        out = outs[i] if outs is not None else poisoned_like(want)
-        out.fill_(float("nan"))
+        out = outs[i] if outs is not None else tuple(torch.empty_like(w) for w in want)
+        for o in out:
+            o.fill_(float("nan"))  # poison: an element never written stays NaN
         try:
-            got = provider.fn(inputs, out)
+            got = provider.fn(inputs, out_arg(out))
         except Exception as e:  # a baseline that raises is INCORRECT here, not a crashed run
             problems.append(f"input set {i}: raised {type(e).__name__}: {e}")
             break
-        problem = check_output(f"input set {i}", got, want)
+        problem = check_outputs(f"input set {i}", got, want)
         if problem:
             problems.append(problem)
     return problems

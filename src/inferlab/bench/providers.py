@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from inferlab.kernels.spec import Inputs, KernelSpec
+from inferlab.kernels.spec import KernelSpec
 
 OURS = "inferlab"
 
@@ -34,7 +34,7 @@ class ProviderUnavailable(RuntimeError):
 @dataclass(slots=True)
 class Provider:
     name: str
-    fn: Callable[[Inputs, torch.Tensor | None], torch.Tensor]
+    fn: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]]  # fn(inputs, out)
     writes_out: bool = False  # True: fills the `out` it is given (so a poisoned `out` shows gaps)
     compiled: bool = False  # True: the first call compiles (timed apart, never in steady state)
     note: str = ""
@@ -48,10 +48,36 @@ class Unavailable:
 
 # ---------------------------------------------------------------- eager PyTorch, per op
 # Each takes the SPEC's inputs by name. Future ops (rmsnorm, rope) add a line here.
-EAGER: dict[str, Callable[..., torch.Tensor]] = {
+def _hf_rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    # as Hugging Face's LlamaRMSNorm runs it eagerly: fp32 statistics, weight applied in x's dtype
+    h = x.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
+
+
+def _hf_rope(q, k, cos, sin):
+    # as Hugging Face's apply_rotary_pos_emb; q, k: [batch, seq, heads, D], cos/sin: [batch, seq, D]
+    cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
+
+    def rotate_half(x):
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((-x2, x1), dim=-1)
+
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+def _residual_rmsnorm(x, residual, weight, eps: float = 1e-6):
+    h = x + residual
+    return _hf_rmsnorm(h, weight, eps), h
+
+
+EAGER: dict[str, Callable[..., torch.Tensor | tuple[torch.Tensor, ...]]] = {
     "add": lambda x, y: x + y,
     "swiglu": lambda gate, up: F.silu(gate) * up,
     "softmax": lambda x: torch.softmax(x, dim=-1),
+    "rmsnorm": _hf_rmsnorm,
+    "rmsnorm_residual": _residual_rmsnorm,
+    "rope": _hf_rope,
 }
 
 

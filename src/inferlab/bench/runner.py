@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from inferlab.bench.ceilings import ceiling_for, fraction_of_ceiling, is_impossible
-from inferlab.bench.gate import check_output, gate
+from inferlab.bench.gate import as_tuple, check_outputs, gate, out_arg
 from inferlab.bench.providers import OURS, Provider, Unavailable
 from inferlab.bench.stats import StopRule, paired_speedup, run_rounds, summarize
 from inferlab.kernels.spec import BenchShape, KernelSpec
@@ -141,17 +141,17 @@ def measure_shape(
     plan = plan_cold(set_bytes, l2_bytes())
     sets = _inputs(spec, dims, dtype, plan.num_sets, seed)
     last = plan.num_sets - 1
-    expected = {i: spec.reference(**sets[i]) for i in sorted({0, 1, last})}
+    expected = {i: as_tuple(spec.reference(**sets[i])) for i in sorted({0, 1, last})}
     flush = Flush(plan.flush_bytes) if plan.method == "flush" else None
     measured, timers = [], {}
     for p in providers:
         if isinstance(p, Unavailable):
             measured.append(Measured(p.name, "unavailable", [p.reason]))
             continue
-        outs = [torch.empty_like(expected[0]) for _ in range(plan.num_sets)]
+        outs = [tuple(torch.empty_like(e) for e in expected[0]) for _ in range(plan.num_sets)]
         start = time.perf_counter()
         try:
-            p.fn(sets[0], outs[0])  # compiles / autotunes here, outside steady state
+            p.fn(sets[0], out_arg(outs[0]))  # compiles / autotunes here, outside steady state
             torch.cuda.synchronize()
         except Exception as e:  # a baseline that cannot run this shape is reported, not fatal
             measured.append(Measured(p.name, "INCORRECT", [f"first call raised {type(e).__name__}: {e}"]))
@@ -161,9 +161,10 @@ def measure_shape(
         if problems:
             measured.append(Measured(p.name, "INCORRECT", problems, first_call_s=first_call_s))
             continue
-        one_call = lambda p=p, first=sets[0], out=outs[0]: p.fn(first, out)
+        one_call = lambda p=p, first=sets[0], out=out_arg(outs[0]): p.fn(first, out)
         est_us = sorted(event_ms(one_call) for _ in range(3))[1] * 1000  # median of 3
-        timer = ProviderTimer(p, sets, outs, plan, calls_per_replay(est_us, plan.num_sets), flush)
+        out_args = [out_arg(o) for o in outs]
+        timer = ProviderTimer(p, sets, out_args, plan, calls_per_replay(est_us, plan.num_sets), flush)
         timers[p.name] = timer
         measured.append(Measured(p.name, "ok", [], timer.method, first_call_s))
 
@@ -178,7 +179,7 @@ def measure_shape(
         t = timers[m.provider]
         m.cold_us, m.warm_us = samples[f"{m.provider}|cold"], samples[f"{m.provider}|warm"]
         m.eager_us = [t.eager_us() for _ in range(EAGER_REPEATS)]
-        problem = check_output(f"last timed call (input set {t.last_set})", t.last_out, expected[t.last_set])
+        problem = check_outputs(f"last timed call (input set {t.last_set})", t.last_out, expected[t.last_set])
         if problem:
             m.status, m.problems = "INCORRECT", [f"after timing: {problem}"]
     facts = {

@@ -107,14 +107,14 @@ class ProviderTimer:
         self,
         provider: Provider,
         input_sets: Sequence[Inputs],
-        outs: Sequence[torch.Tensor],
+        outs: Sequence[torch.Tensor | tuple[torch.Tensor, ...]],  # the `out=` argument per set
         plan: ColdPlan,
         calls: int,
         flush: Flush | None,
     ):
         self.provider, self.input_sets, self.outs = provider, input_sets, outs
         self.plan, self.calls, self.flush = plan, calls, flush
-        self.last_out: torch.Tensor | None = None  # output of the last call of a cold replay
+        self.last_out = None  # output(s) of the last call of a cold replay
         self.last_set = (calls - 1) % plan.num_sets
         self.method = "cuda-graph"
         try:
