@@ -50,6 +50,15 @@ bench_app = typer.Typer(
 )
 
 
+def _print_wide(renderable) -> None:
+    """Print a wide table; Rich gives a pipe (a log, a GPU machine's reply) only 80 columns."""
+    from rich.console import Console
+
+    from inferlab.bench.report import TABLE_WIDTH
+
+    (console if console.is_terminal else Console(width=TABLE_WIDTH)).print(renderable)
+
+
 def _require_gpu() -> None:
     """Exit with one sentence unless kernels are compiled for a CUDA GPU in this process."""
     import torch
@@ -150,7 +159,7 @@ def _run_and_report(specs, shape, provider, quick, self_test, save_to, lab) -> N
     options = {"quick": quick, "self_test": self_test, "shapes": shape, "providers": provider}
     payload = store.build_payload(rows, environment, ceilings, card_before, card_after, options)
     paths = store.save_run(the_lab, payload, save_to)
-    console.print(report.bench_table(rows), width=max(console.width, report.TABLE_WIDTH))
+    _print_wide(report.bench_table(rows))
     plots = report.plot_kernels(rows, (save_to or the_lab.results_dir) / f"{paths[0].stem}-plots")
     console.print(plots if isinstance(plots, str) else f"Plots: {', '.join(str(p) for p in plots)}")
     console.print(f"Card before: {card_before}\nCard after:  {card_after}", highlight=False)
@@ -203,7 +212,7 @@ def bench_compare(
     cmp = store.compare_runs(
         store.load_run(path_a), store.load_run(path_b), str(path_a), str(path_b), allow_different_devices
     )
-    console.print(report.compare_table(cmp), width=max(console.width, report.TABLE_WIDTH))
+    _print_wide(report.compare_table(cmp))
     for key in cmp.only_in_a:
         console.print(f"only in A: {key}")
     for key in cmp.only_in_b:
