@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from inferlab.kernels import REGISTRY, get_spec
-from inferlab.kernels.elementwise import ADD_SPEC, SWIGLU_SPEC, add, swiglu
+from inferlab.kernels.elementwise import ADD_SPEC, SWIGLU_FUSED_SPEC, SWIGLU_SPEC, add, swiglu, swiglu_fused
 from inferlab.kernels.spec import check
 
 CASES = [
     pytest.param(spec, shape, dtype, id=f"{spec.name}-{'x'.join(map(str, shape.dims))}-{str(dtype)[6:]}")
-    for spec in (ADD_SPEC, SWIGLU_SPEC)
+    for spec in (ADD_SPEC, SWIGLU_SPEC, SWIGLU_FUSED_SPEC)
     for shape in spec.test_shapes
     for dtype in spec.dtypes
 ]
@@ -27,6 +27,7 @@ def test_registry_is_explicit_and_named():
     assert [s.name for s in REGISTRY] == [
         "add",
         "swiglu",
+        "swiglu_fused",
         "softmax",
         "rmsnorm",
         "rmsnorm_residual",
@@ -92,3 +93,19 @@ def test_bad_out_is_refused(device):
         add(x, x, out=torch.empty(9, device=device))
     with pytest.raises(TypeError, match="out must be torch.float32"):
         add(x, x, out=torch.empty(8, device=device, dtype=torch.float16))
+
+
+def test_swiglu_fused_takes_strided_rows(device):
+    # a [rows, 2*I] view whose rows are 3*I apart, as a slice of a wider projection output
+    wide = torch.randn(5, 3 * 100, device=device)
+    gate_up = wide[:, :200]
+    torch.testing.assert_close(
+        swiglu_fused(gate_up), swiglu(gate_up[:, :100].contiguous(), gate_up[:, 100:].contiguous())
+    )
+
+
+def test_swiglu_fused_refuses_odd_width_and_strided_columns(device):
+    with pytest.raises(ValueError, match="must be even"):
+        swiglu_fused(torch.randn(2, 7, device=device))
+    with pytest.raises(ValueError, match="must be contiguous"):
+        swiglu_fused(torch.randn(8, 2, device=device).t())

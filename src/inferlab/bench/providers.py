@@ -74,6 +74,7 @@ def _residual_rmsnorm(x, residual, weight, eps: float = 1e-6):
 EAGER: dict[str, Callable[..., torch.Tensor | tuple[torch.Tensor, ...]]] = {
     "add": lambda x, y: x + y,
     "swiglu": lambda gate, up: F.silu(gate) * up,
+    "swiglu_fused": lambda gate_up: F.silu(gate_up.chunk(2, dim=-1)[0]) * gate_up.chunk(2, dim=-1)[1],
     "softmax": lambda x: torch.softmax(x, dim=-1),
     "rmsnorm": _hf_rmsnorm,
     "rmsnorm_residual": _residual_rmsnorm,

@@ -13,7 +13,7 @@ from inferlab.kernels.device import select_backend
 
 select_backend()
 
-from inferlab.kernels.elementwise import ADD_SPEC, SWIGLU_SPEC  # noqa: E402
+from inferlab.kernels.elementwise import ADD_SPEC, SWIGLU_FUSED_SPEC, SWIGLU_SPEC  # noqa: E402
 from inferlab.kernels.rmsnorm import RMSNORM_RESIDUAL_SPEC, RMSNORM_SPEC  # noqa: E402
 from inferlab.kernels.rope import SPEC as ROPE_SPEC  # noqa: E402
 from inferlab.kernels.softmax import SPEC as SOFTMAX_SPEC  # noqa: E402
@@ -22,6 +22,7 @@ from inferlab.kernels.spec import KernelSpec  # noqa: E402
 REGISTRY: tuple[KernelSpec, ...] = (
     ADD_SPEC,
     SWIGLU_SPEC,
+    SWIGLU_FUSED_SPEC,
     SOFTMAX_SPEC,
     RMSNORM_SPEC,
     RMSNORM_RESIDUAL_SPEC,
