@@ -1,4 +1,4 @@
-"""softmax.softmax against its reference: both variants, the variant choice, -inf rows, bad input."""
+"""softmax.softmax against its reference: all three variants, the choice, -inf rows, bad input."""
 
 from __future__ import annotations
 
@@ -19,11 +19,14 @@ CASES = [
 inf_minus_inf = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 
 
-@pytest.fixture
-def small_online(monkeypatch):
-    """Send rows longer than 16 to the online variant, in chunks of 8: many chunks, tiny rows."""
+@pytest.fixture(params=["online", "split"])
+def long_row_variant(request, monkeypatch):
+    """Send rows longer than 16 to the online or split variant, in chunks of 8: tiny rows, many chunks."""
     monkeypatch.setattr(softmax_module, "ONLINE_THRESHOLD", 16)
     monkeypatch.setattr(softmax_module, "ONLINE_BLOCK_SIZE", 8)
+    monkeypatch.setattr(softmax_module, "SPLIT_BLOCK_SIZE", 8)
+    monkeypatch.setattr(softmax_module, "SPLIT_MAX_ROWS", 0 if request.param == "online" else 1000)
+    return request.param
 
 
 @pytest.mark.parametrize(("shape", "dtype"), CASES)
@@ -32,25 +35,38 @@ def test_matches_reference(shape, dtype, device):
     assert result.passed, result.message
 
 
-def test_variant_choice_follows_row_length():
-    threshold = softmax_module.ONLINE_THRESHOLD
-    assert choose_variant(1) == "one_pass"
-    assert choose_variant(threshold) == "one_pass"
-    assert choose_variant(threshold + 1) == "online"
-    assert choose_variant(128256) == "online"  # the Llama-3 vocab row in SPEC.test_shapes
+def test_variant_choice_follows_row_length_and_count():
+    threshold, few = softmax_module.ONLINE_THRESHOLD, softmax_module.SPLIT_MAX_ROWS
+    assert choose_variant(1, 1) == "one_pass"
+    assert choose_variant(100_000, threshold) == "one_pass"
+    assert choose_variant(few, threshold + 1) == "online"
+    assert choose_variant(few - 1, threshold + 1) == "split"
+    assert choose_variant(1, 128256) == "split"  # decode: sampling over the Llama-3 vocabulary
+    assert choose_variant(2, 128256) == "split"  # the vocab shape in SPEC.test_shapes
+    assert choose_variant(16384, 128256) == "online"  # prefill logits
 
 
 def test_launcher_runs_the_variant_it_chose(monkeypatch, device):
     ran = []
-    for name in ("_softmax_kernel", "_softmax_online_kernel"):
-        kernel = getattr(softmax_module, name)
-        spy = _Spy(kernel, name, ran)
-        monkeypatch.setattr(softmax_module, name, spy)
+    kernels = {
+        "_softmax_kernel": "one_pass",
+        "_softmax_online_kernel": "online",
+        "_softmax_split_partials_kernel": "split",
+        "_softmax_split_normalize_kernel": "split",
+    }
+    for name in kernels:
+        monkeypatch.setattr(softmax_module, name, _Spy(getattr(softmax_module, name), name, ran))
     x = torch.randn(2, 100, device=device)
-    softmax(x)
-    monkeypatch.setattr(softmax_module, "ONLINE_THRESHOLD", 64)
-    softmax(x)
-    assert ran == ["_softmax_kernel", "_softmax_online_kernel"]
+    expected = []
+    for threshold, few in ((1000, 0), (64, 0), (64, 1000)):
+        monkeypatch.setattr(softmax_module, "ONLINE_THRESHOLD", threshold)
+        monkeypatch.setattr(softmax_module, "SPLIT_MAX_ROWS", few)
+        variant = choose_variant(*x.shape)
+        torch.testing.assert_close(softmax(x), softmax_ref(x))
+        expected += [name for name, v in kernels.items() if v == variant]
+    assert ran == expected
+    assert ran[0] == "_softmax_kernel" and ran[1] == "_softmax_online_kernel"
+    assert ran[2:] == ["_softmax_split_partials_kernel", "_softmax_split_normalize_kernel"]
 
 
 class _Spy:
@@ -70,24 +86,28 @@ class _Spy:
     [(1, 17), (3, 50), (2, 64)],
     ids=["one-chunk-past-threshold", "ragged-tail", "exact-chunks"],
 )
-def test_online_variant_matches_reference(small_online, dims, dtype, device):
-    assert choose_variant(dims[-1]) == "online"
+def test_long_row_variants_match_reference(long_row_variant, dims, dtype, device):
+    assert choose_variant(*dims) == long_row_variant
     result = check(SPEC, dims, dtype, device)
     assert result.passed, result.message
 
 
-def test_online_rescales_when_the_max_grows(small_online, device):
+def test_long_rows_rescale_when_the_max_grows(long_row_variant, device):
     # an increasing ramp raises the max in every chunk: a missing rescale of l_i is far off
     x = torch.linspace(-20.0, 20.0, 50, device=device).repeat(2, 1)
     torch.testing.assert_close(softmax(x), torch.softmax(x, -1))
 
 
 @inf_minus_inf
-@pytest.mark.parametrize("online", [False, True], ids=["one_pass", "online"])
-def test_minus_inf_entries(online, request, device):
-    if online:
-        request.getfixturevalue("small_online")
+@pytest.mark.parametrize("variant", ["one_pass", "online", "split"])
+def test_minus_inf_entries(variant, monkeypatch, device):
+    if variant != "one_pass":
+        monkeypatch.setattr(softmax_module, "ONLINE_THRESHOLD", 16)
+        monkeypatch.setattr(softmax_module, "ONLINE_BLOCK_SIZE", 8)
+        monkeypatch.setattr(softmax_module, "SPLIT_BLOCK_SIZE", 8)
+        monkeypatch.setattr(softmax_module, "SPLIT_MAX_ROWS", 0 if variant == "online" else 1000)
     n = 40
+    assert choose_variant(4, n) == variant
     x = torch.randn(4, n, device=device)
     x[0] = -float("inf")  # all -inf: NaN everywhere, like torch
     x[1, :30] = -float("inf")  # the whole first chunks are -inf: the online max starts at -inf
