@@ -145,6 +145,10 @@ def test_head_dim_limit_and_out_arguments(device):
     cos = sin = torch.randn(1, 1, 258, device=device)
     with pytest.raises(ValueError, match="at most 256"):
         apply_rope(q, k, cos, sin)
+    q, k = _qk(1, 1, 256, 8, 128, device)  # 2 * (256 + 8) * 64 values: more than one program holds
+    cos = sin = torch.randn(1, 1, 128, device=device)
+    with pytest.raises(ValueError, match="more than one program holds"):
+        apply_rope(q, k, cos, sin)
     q, k, cos, sin = _good(device)
     with pytest.raises(ValueError, match="either inplace=True or out="):
         apply_rope(q, k, cos, sin, inplace=True, out=(torch.empty_like(q), torch.empty_like(k)))

@@ -18,11 +18,11 @@ Last dims contiguous; the other strides are passed, so q and k may be views of a
 projection. GQA/MQA: kv_heads may be anything, 1 included.
 
 One launch rotates both q and k: one program instance per token (batch * seq programs) loads
-that token's cos and sin once, then rotates its q heads and its kv heads, TILE_VALUES // BLOCK_HALF
-heads at a time (a [BLOCK_H, D/2] tile per half: at most TILE_VALUES values), so registers stay
-bounded whatever the head count. fp32 math, one rounding on the store. `inplace=True` writes over
-q and k: a program loads a tile's two halves before it stores either, and no other program
-touches that token.
+all of that token's q and kv heads as [heads, D/2] tiles, one per half (Llama-3-8B: 40 heads x
+128 = 5120 values, 10 KiB in bf16, all in flight at once), and its cos and sin rows once, then
+stores the rotated tiles. fp32 math, one rounding on the store. `inplace=True` writes over q and
+k: every load of a program comes before its first store, and no other program touches that token.
+Variants: one.
 
 Napkin math, per token with b bytes per element, H = q_heads + kv_heads:
     bytes: read q, k (H * D * b), write them (H * D * b), read cos, sin (2 * D * b)
@@ -42,8 +42,13 @@ from inferlab.kernels._triton import tl, triton
 from inferlab.kernels.spec import BenchShape, KernelSpec, Shape, random_tensor
 
 MAX_HEAD_DIM = 256
-TILE_VALUES = 2048  # BLOCK_H * BLOCK_HALF per half-tile: 16 fp32 values per thread at 4 warps
-NUM_WARPS = 4
+MAX_TILE_VALUES = 32768  # q and k values one program holds: 64 fp32 per thread at 16 warps
+VALUES_PER_THREAD = 64
+
+
+def rope_num_warps(tile_values: int) -> int:
+    """Warps for a program that holds tile_values values: about VALUES_PER_THREAD each, 1 to 16."""
+    return min(16, triton.next_power_of_2(triton.cdiv(tile_values, 32 * VALUES_PER_THREAD)))
 
 
 # ---------------------------------------------------------------- reference (plain PyTorch)
@@ -65,32 +70,40 @@ def rope_ref(
 
 # ---------------------------------------------------------------- kernel
 @triton.jit
-def _rotate_heads(
-    x_ptr,  # this token's first head: [n_heads, D] with row stride stride_h
+def _load_halves(
+    x_ptr, stride_h, n_heads, HALF_DIM: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_HALF: tl.constexpr
+):
+    """x_ptr: one token's heads, [n_heads, 2 * HALF_DIM] with row stride stride_h -> x1, x2 in fp32."""
+    offs_h = tl.arange(0, BLOCK_H)
+    offs_d = tl.arange(0, BLOCK_HALF)
+    mask = (offs_h < n_heads)[:, None] & (offs_d < HALF_DIM)[None, :]
+    x1_ptrs = x_ptr + offs_h[:, None] * stride_h + offs_d[None, :]  # [BLOCK_H, BLOCK_HALF]
+    x1 = tl.load(x1_ptrs, mask=mask, other=0.0).to(tl.float32)
+    x2 = tl.load(x1_ptrs + HALF_DIM, mask=mask, other=0.0).to(tl.float32)
+    return x1, x2
+
+
+@triton.jit
+def _store_rotated(
     out_ptr,
     stride_h,
-    stride_out_h,
     n_heads,
-    half_dim,
+    x1,
+    x2,
     c1,
     c2,
     s1,
-    s2,  # [1, BLOCK_HALF] each, fp32
+    s2,
+    HALF_DIM: tl.constexpr,
     BLOCK_H: tl.constexpr,
     BLOCK_HALF: tl.constexpr,
 ):
+    offs_h = tl.arange(0, BLOCK_H)
     offs_d = tl.arange(0, BLOCK_HALF)
-    for h_start in range(0, n_heads, BLOCK_H):
-        offs_h = h_start + tl.arange(0, BLOCK_H)
-        mask = (offs_h < n_heads)[:, None] & (offs_d < half_dim)[None, :]
-        x1_ptrs = x_ptr + offs_h[:, None] * stride_h + offs_d[None, :]  # [BLOCK_H, BLOCK_HALF]
-        x1 = tl.load(x1_ptrs, mask=mask, other=0.0).to(tl.float32)
-        x2 = tl.load(x1_ptrs + half_dim, mask=mask, other=0.0).to(tl.float32)
-        out1 = x1 * c1 - x2 * s1
-        out2 = x2 * c2 + x1 * s2
-        out1_ptrs = out_ptr + offs_h[:, None] * stride_out_h + offs_d[None, :]
-        tl.store(out1_ptrs, out1.to(out_ptr.dtype.element_ty), mask=mask)
-        tl.store(out1_ptrs + half_dim, out2.to(out_ptr.dtype.element_ty), mask=mask)
+    mask = (offs_h < n_heads)[:, None] & (offs_d < HALF_DIM)[None, :]
+    out1_ptrs = out_ptr + offs_h[:, None] * stride_h + offs_d[None, :]
+    tl.store(out1_ptrs, (x1 * c1 - x2 * s1).to(out_ptr.dtype.element_ty), mask=mask)
+    tl.store(out1_ptrs + HALF_DIM, (x2 * c2 + x1 * s2).to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -104,7 +117,6 @@ def _rope_kernel(
     seq_len,
     n_q_heads,
     n_kv_heads,
-    half_dim,
     stride_qb,
     stride_qs,
     stride_qh,
@@ -121,6 +133,7 @@ def _rope_kernel(
     stride_k_out_b,
     stride_k_out_s,
     stride_k_out_h,
+    HALF_DIM: tl.constexpr,
     BLOCK_HQ: tl.constexpr,
     BLOCK_HK: tl.constexpr,
     BLOCK_HALF: tl.constexpr,
@@ -128,43 +141,27 @@ def _rope_kernel(
     token = tl.program_id(axis=0).to(tl.int64)  # int64: batch * stride can pass 2**31
     b = token // seq_len
     s = token % seq_len
+    # every load is issued before any store: all of the token's bytes are in flight at once,
+    # and inplace=True is safe (a store can never overwrite a value still to be read)
+    q1, q2 = _load_halves(
+        q_ptr + b * stride_qb + s * stride_qs, stride_qh, n_q_heads, HALF_DIM, BLOCK_HQ, BLOCK_HALF
+    )
+    k1, k2 = _load_halves(
+        k_ptr + b * stride_kb + s * stride_ks, stride_kh, n_kv_heads, HALF_DIM, BLOCK_HK, BLOCK_HALF
+    )
     # this token's cos and sin, loaded once for all of its q and kv heads: [1, BLOCK_HALF] each
     offs_d = tl.arange(0, BLOCK_HALF)
-    mask_d = offs_d < half_dim
+    mask_d = offs_d < HALF_DIM
     cos_row = cos_ptr + b * stride_cos_b + s * stride_cos_s
     sin_row = sin_ptr + b * stride_sin_b + s * stride_sin_s
     c1 = tl.load(cos_row + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
-    c2 = tl.load(cos_row + half_dim + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
+    c2 = tl.load(cos_row + HALF_DIM + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
     s1 = tl.load(sin_row + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
-    s2 = tl.load(sin_row + half_dim + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
-    _rotate_heads(
-        q_ptr + b * stride_qb + s * stride_qs,
-        q_out_ptr + b * stride_q_out_b + s * stride_q_out_s,
-        stride_qh,
-        stride_q_out_h,
-        n_q_heads,
-        half_dim,
-        c1,
-        c2,
-        s1,
-        s2,
-        BLOCK_HQ,
-        BLOCK_HALF,
-    )
-    _rotate_heads(
-        k_ptr + b * stride_kb + s * stride_ks,
-        k_out_ptr + b * stride_k_out_b + s * stride_k_out_s,
-        stride_kh,
-        stride_k_out_h,
-        n_kv_heads,
-        half_dim,
-        c1,
-        c2,
-        s1,
-        s2,
-        BLOCK_HK,
-        BLOCK_HALF,
-    )
+    s2 = tl.load(sin_row + HALF_DIM + offs_d, mask=mask_d, other=0.0).to(tl.float32)[None, :]
+    q_out = q_out_ptr + b * stride_q_out_b + s * stride_q_out_s
+    _store_rotated(q_out, stride_q_out_h, n_q_heads, q1, q2, c1, c2, s1, s2, HALF_DIM, BLOCK_HQ, BLOCK_HALF)
+    k_out = k_out_ptr + b * stride_k_out_b + s * stride_k_out_s
+    _store_rotated(k_out, stride_k_out_h, n_kv_heads, k1, k2, c1, c2, s1, s2, HALF_DIM, BLOCK_HK, BLOCK_HALF)
 
 
 # ---------------------------------------------------------------- launcher
@@ -218,9 +215,15 @@ def apply_rope(
     n_kv_heads = k.shape[2]
     if q.numel() == 0 and k.numel() == 0:
         return q_out, k_out
-    half_dim = head_dim // 2
-    block_half = triton.next_power_of_2(half_dim)
-    heads_per_step = TILE_VALUES // block_half  # a power of two, >= 16 since D <= 256
+    block_half = triton.next_power_of_2(head_dim // 2)
+    block_hq = triton.next_power_of_2(max(n_q_heads, 1))
+    block_hk = triton.next_power_of_2(max(n_kv_heads, 1))
+    tile_values = 2 * (block_hq + block_hk) * block_half  # q and k, both halves, in registers
+    if tile_values > MAX_TILE_VALUES:
+        raise ValueError(
+            f"{n_q_heads} q heads and {n_kv_heads} kv heads of {head_dim} are more than one program "
+            f"holds ({MAX_TILE_VALUES} values)"
+        )
     cos = cos.expand(batch, seq_len, head_dim)  # a shared row gets batch stride 0, no copy
     sin = sin.expand(batch, seq_len, head_dim)
     _rope_kernel[(batch * seq_len,)](  # one program per token
@@ -233,17 +236,17 @@ def apply_rope(
         seq_len,
         n_q_heads,
         n_kv_heads,
-        half_dim,
         *q.stride()[:3],
         *k.stride()[:3],
         *cos.stride()[:2],
         *sin.stride()[:2],
         *q_out.stride()[:3],
         *k_out.stride()[:3],
-        BLOCK_HQ=min(triton.next_power_of_2(max(n_q_heads, 1)), heads_per_step),
-        BLOCK_HK=min(triton.next_power_of_2(max(n_kv_heads, 1)), heads_per_step),
+        HALF_DIM=head_dim // 2,
+        BLOCK_HQ=block_hq,
+        BLOCK_HK=block_hk,
         BLOCK_HALF=block_half,
-        num_warps=NUM_WARPS,
+        num_warps=rope_num_warps(tile_values),
     )
     return q_out, k_out
 
@@ -287,7 +290,7 @@ SPEC = KernelSpec(
         Shape((2, 3, 8, 1, 128), "MQA: one kv head shared by 8 q heads"),
         Shape((1, 2, 9, 3, 64), "SmolLM2 heads: 9 and 3, not powers of two, masked head rows"),
         Shape((1, 3, 6, 2, 80), "head_dim 80: half of 40 lanes masked in a block of 64"),
-        Shape((1, 2, 20, 4, 256), "head_dim 256: 16 heads per step, so q takes 2 steps, one ragged"),
+        Shape((1, 2, 20, 4, 256), "head_dim 256, the largest: 20 q heads in a block of 32"),
     ),
     bench_shapes=(
         BenchShape((1, 1, 32, 8, 128), "llama-3-8b", "q/k rope, decode 1 token"),
