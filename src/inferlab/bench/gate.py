@@ -36,7 +36,14 @@ def check_output(name: str, got: torch.Tensor, want: torch.Tensor) -> str | None
     # other streams (see the module docstring).
     g, w = got.float(), want.to(got.device).float()
     unwritten = torch.isnan(g) & ~torch.isnan(w)
-    bad = ~torch.isclose(g, w, rtol=tol.rtol, atol=tol.atol, equal_nan=True)
+    # The budget is relative to each element and to the output's typical size (rms): a
+    # baseline computed in the low dtype (Hugging Face's bf16 rope: q*cos + rotate(q)*sin) makes
+    # rounding errors the size of its terms, which can be far larger than a result that cancels
+    # to near zero. A wrong element (bad index, stale value, unwritten) is off by about the rms
+    # itself and still fails; `check` holds our own kernels to the stricter per-element table.
+    scale = w.pow(2).mean().sqrt() if w.numel() else w.new_zeros(())
+    budget = tol.atol + tol.rtol * (w.abs() + scale)
+    bad = ~((g - w).abs() <= budget) & ~(torch.isnan(g) & torch.isnan(w))
     n_unwritten, n_bad = int(unwritten.sum()), int(bad.sum())  # the first host sync
     if n_unwritten:
         first = unwritten.flatten().nonzero()[:MAX_REPORTED].flatten().tolist()
@@ -45,7 +52,8 @@ def check_output(name: str, got: torch.Tensor, want: torch.Tensor) -> str | None
         first = bad.flatten().nonzero()[:MAX_REPORTED].flatten().tolist()
         i = first[0]
         return (
-            f"{name}: {n_bad} of {g.numel()} elements outside rtol={tol.rtol:g}, atol={tol.atol:g}; "
+            f"{name}: {n_bad} of {g.numel()} elements outside atol={tol.atol:g} + "
+            f"rtol={tol.rtol:g} x (|ref| + rms(ref)); "
             f"flat index {i}: got {float(g.flatten()[i]):.6g}, want {float(w.flatten()[i]):.6g}"
         )
     return None
