@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from inferlab.kernels import nf4
-from inferlab.kernels.nf4 import SPEC, blocks_per_program, dequantize_nf4, state_from_inputs
+from inferlab.kernels.nf4 import SPEC, blocks_per_program, dequantize_nf4, num_programs, state_from_inputs
 from inferlab.kernels.quant_formats import dequantize_nf4_ref, quantize_nf4_ref
 from inferlab.kernels.spec import check
 
@@ -94,10 +94,23 @@ def test_our_state_decodes_through_bitsandbytes_too(bnb, device):
 
 
 # ---------------------------------------------------------------- launcher
-@pytest.mark.parametrize(("blocksize", "expected"), [(64, 64), (32, 128), (4096, 1)])
+@pytest.mark.parametrize(("blocksize", "expected"), [(64, 32), (32, 64), (4096, 1)])
 def test_launch_choice_is_whole_blocks(blocksize, expected):
-    assert nf4.BLOCK_ELEMENTS == 4096 and nf4.NUM_WARPS == 4
+    assert nf4.BLOCK_ELEMENTS == 2048 and nf4.NUM_WARPS == 2
     assert blocks_per_program(blocksize) == expected
+
+
+@pytest.mark.parametrize(
+    ("n", "blocksize", "expected"),
+    [
+        (14336 * 4096, 64, 14336 * 4096 // 2048),  # whole tiles only: no masked program
+        (3 * 2048 + 2 * 64 + 5, 64, 3 + 3),  # 3 full programs, then 3 blocks left (the last partial)
+        (1, 64, 1),  # one masked program, one value
+        (4096 * 2 + 1, 4096, 3),  # a block bigger than BLOCK_ELEMENTS: one block per program
+    ],
+)
+def test_grid_is_full_tiles_then_one_program_per_leftover_block(n, blocksize, expected):
+    assert num_programs(n, blocksize) == expected
 
 
 def test_bf16_rounding_choice():

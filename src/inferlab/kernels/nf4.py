@@ -13,23 +13,27 @@ consecutive outputs = BLOCK_ELEMENTS // blocksize whole quantization blocks, see
     join(hi, lo): [blocks, blocksize / 2, 2] -> reshape: [blocks, blocksize] = the outputs in order
 
 so each block's absmax (and its double-quantization: one uint8 code, one state2 scale) is
-loaded once per block, not once per value, and the bytes and outputs move as wide vectors.
-The 16-entry code table is read from `code` (a 64-byte load that stays in L1): a gather per
-nibble, where a chain of 15 selects would cost more instructions than the memory time allows.
-Everything happens in ONE launch; no absmax buffer is materialised.
+loaded once per block, not once per value, and the bytes and outputs move as wide vectors with
+no masks. The blocks past the last whole tile get one masked program each (`num_programs`).
+The 16-entry code table is read from `code` with one gather load per nibble (64 bytes that
+stay in L1). On an H200 this ties `tl.gather` from a register copy of the table (48.2 vs 47.5
+us in an early version) and beats a 15-select tree by 2.6x (126 us): the selects cost more
+instructions than the memory time leaves. Everything happens in ONE launch; no absmax buffer.
 
-Rounding to bf16 is done with integer ops (add 0x7FFF plus the lowest kept bit, drop 16 bits):
-round-to-nearest-even, the same bits as a hardware conversion, on every backend. Triton's CPU
-interpreter truncates fp32 -> bf16 instead, and a T4 (sm_75) has no bf16 conversion instruction.
-fp16 uses the ordinary conversion (round to nearest even everywhere, sm_75 included).
-FP contraction is switched off for the launch: a fused multiply-add of `code2 * absmax2 +
-offset` would round once where bitsandbytes rounds twice.
+Rounding: fp16 and fp32 use Triton's conversion (round to nearest even; sm_75 has it for fp16).
+bf16 uses the hardware conversion on sm_80+; where there is none that rounds to nearest even
+(the CPU interpreter truncates; sm_75 has no bf16 instruction) BF16_BY_INT rounds with integer
+ops instead (add 0x7FFF plus the lowest kept bit, drop 16 bits): the same bits, ~20% slower on
+an H200, hence not used there. FP contraction is off for the launch: a fused multiply-add of
+`code2 * absmax2 + offset` would round once where bitsandbytes rounds twice.
 
 Napkin math per output value (b bytes per output): read 1/2 byte of codes + absmax bytes per
 block (nested: 1/64 + 4/16384 of a byte; plain: 4/64), write b -> memory bound. At 14336 x 4096
-fp16 that is 29.4 + 0.9 + 117.4 MB = 148 MB: ~35 us at an H200's 4.2 TB/s copy bandwidth.
+fp16 that is 29.4 + 0.9 + 117.4 MB = 148 MB: 37 us at the 3.97 TB/s an H200 copies at.
+Measured there (CUDA graphs, rotating inputs, triton 3.6): 39.8 us = 93% of copy bandwidth,
+1.79x bitsandbytes 0.50.2 (71.2 us) on the same inputs; fp16 and bf16 alike.
 
-Tunables: BLOCK_ELEMENTS (outputs per program) and NUM_WARPS. Supported block sizes: those
+Tunables: BLOCK_ELEMENTS (outputs per full program) and NUM_WARPS. Supported block sizes: those
 bitsandbytes accepts, 32 .. 4096 (NF4_BLOCKSIZES); the state2 block size may be any positive int.
 """
 
@@ -51,8 +55,10 @@ from inferlab.kernels.quant_formats import (
 )
 from inferlab.kernels.spec import BenchShape, KernelSpec, Shape, random_tensor
 
-BLOCK_ELEMENTS = 4096  # outputs per program: 64 NF4 blocks of 64; 32 outputs per thread at 4 warps
-NUM_WARPS = 4
+# Measured on an H200 (14336 x 4096 fp16, nested): 2048/2 39.8 us, 4096/2 40.1, 8192/4 40.2,
+# 4096/4 41.5, 1024/1 40.8: 32 outputs per thread and small programs keep the most bytes in flight.
+BLOCK_ELEMENTS = 2048  # outputs per full program: 32 NF4 blocks of 64; 32 outputs per thread
+NUM_WARPS = 2
 
 
 # ---------------------------------------------------------------- kernel
@@ -124,16 +130,21 @@ def _dequantize_nf4_kernel(
     BF16_BY_INT: tl.constexpr,
 ):
     pid = tl.program_id(axis=0).to(tl.int64)  # int64: byte and element offsets can pass 2**31
-    blocks = pid * BLOCKS_PER_PROGRAM + tl.arange(0, BLOCKS_PER_PROGRAM)  # [B] quantization blocks
-    if (pid + 1) * BLOCKS_PER_PROGRAM * BLOCKSIZE <= n_elements:  # every program but maybe the last
+    num_full = n_elements // (BLOCKS_PER_PROGRAM * BLOCKSIZE)  # programs whose tile is all inside
+    if pid < num_full:
+        blocks = pid * BLOCKS_PER_PROGRAM + tl.arange(0, BLOCKS_PER_PROGRAM)  # [B] quantization blocks
         _dequantize_blocks(
             packed_ptr, absmax_ptr, code_ptr, out_ptr, absmax2_ptr, code2_ptr, offset_ptr,
             blocks, n_elements, blocksize2, BLOCKSIZE, BLOCKS_PER_PROGRAM, NESTED, BF16_BY_INT, False,
         )  # fmt: skip
     else:
+        # The ragged end: one program per remaining block, masked. A whole masked tile would need
+        # scalar stores when n is not a multiple of 16, and those raise the register count of the
+        # whole kernel (48 -> 80 on an H200) and slow every program down by ~17%.
+        block = num_full * BLOCKS_PER_PROGRAM + (pid - num_full) + tl.arange(0, 1)  # [1]
         _dequantize_blocks(
             packed_ptr, absmax_ptr, code_ptr, out_ptr, absmax2_ptr, code2_ptr, offset_ptr,
-            blocks, n_elements, blocksize2, BLOCKSIZE, BLOCKS_PER_PROGRAM, NESTED, BF16_BY_INT, True,
+            block, n_elements, blocksize2, BLOCKSIZE, 1, NESTED, BF16_BY_INT, True,
         )  # fmt: skip
 
 
@@ -147,8 +158,15 @@ def _bf16_by_int(device: torch.device) -> bool:
 
 
 def blocks_per_program(blocksize: int) -> int:
-    """Quantization blocks one program owns: BLOCK_ELEMENTS worth, at least one whole block."""
+    """Quantization blocks one full program owns: BLOCK_ELEMENTS worth, at least one whole block."""
     return max(1, BLOCK_ELEMENTS // blocksize)
+
+
+def num_programs(n_elements: int, blocksize: int) -> int:
+    """Full programs of blocks_per_program blocks, then one program per block that is left over."""
+    per_program = blocks_per_program(blocksize)
+    num_full = n_elements // (per_program * blocksize)
+    return num_full + triton.cdiv(n_elements, blocksize) - num_full * per_program
 
 
 def _launch(weight, absmax, code, out, absmax2, code2, offset, blocksize: int, blocksize2: int) -> None:
@@ -157,7 +175,7 @@ def _launch(weight, absmax, code, out, absmax2, code2, offset, blocksize: int, b
         return
     nested = absmax2 is not None
     per_program = blocks_per_program(blocksize)
-    grid = (triton.cdiv(triton.cdiv(n, blocksize), per_program),)  # one program per per_program blocks
+    grid = (num_programs(n, blocksize),)
     _dequantize_nf4_kernel[grid](
         weight, absmax, code, out,
         absmax2 if nested else absmax, code2 if nested else code, offset if nested else code,
