@@ -24,7 +24,15 @@ csrc/cpu_ops.cpp and the torch fallback in backends/default/ops.py do the same a
     w[i]      = dtype( fp32(NF4_CODE[nibble(i)] * absmax[i // blocksize]) )
 
 one fp32 product, rounded ONCE to the output dtype (round to nearest even). The absmax is never
-rounded to a 16-bit type first, and the product is never formed in fp16/bf16.
+rounded to a 16-bit type first, and the product is never formed in fp16/bf16. (One exception
+in bitsandbytes itself: its AVX-512 CPU path indexes absmax per row, which differs from these
+flat blocks when a row length is a multiple of 16 but not of blocksize. Its CUDA kernel, its
+scalar CPU path and its torch fallback all agree with the formula above.)
+
+`quantize_nf4_ref` writes the same packed bytes and fp32 absmax as bitsandbytes'
+`quantize_4bit` (tests check on the CPU). With double quantization its uint8 absmax codes are
+the exact nearest entries of the dynamic map; bitsandbytes' CPU quantizer looks them up in a
+65536-bin table, so a few land one code away. Either state decodes the same way.
 
 ## int4, group-wise (the internal layout that our W4A16 kernels read)
 
