@@ -32,6 +32,7 @@ def test_registry_is_explicit_and_named():
         "rmsnorm",
         "rmsnorm_residual",
         "rope",
+        "nf4_dequantize",
     ]
     assert get_spec("swiglu") is SWIGLU_SPEC
     with pytest.raises(ValueError, match="known kernels: add, swiglu"):

@@ -111,9 +111,22 @@ def _liger_swiglu(spec: KernelSpec) -> Provider:
     return Provider("liger", lambda inputs, out: fn.apply(inputs["gate"], inputs["up"]))
 
 
+def _bitsandbytes_nf4(spec: KernelSpec) -> Provider:
+    functional = importlib.import_module("bitsandbytes.functional")
+    from inferlab.kernels.nf4 import state_from_inputs
+
+    def dequantize(inputs, out):
+        # a real bitsandbytes QuantState-like object over the same tensors; out= as bnb allows
+        state = state_from_inputs(inputs, out.shape, out.dtype)
+        return functional.dequantize_4bit(inputs["weight"], state, out=out)
+
+    return Provider("bitsandbytes", dequantize, writes_out=True, note="dequantize_4bit")
+
+
 # op -> provider name -> factory. "torch" and "torch.compile" cover every op in EAGER.
 EXTRA: dict[str, dict[str, Callable[[KernelSpec], Provider]]] = {
     "swiglu": {"liger": _liger_swiglu},
+    "nf4_dequantize": {"bitsandbytes": _bitsandbytes_nf4},
 }
 GENERIC: dict[str, Callable[[KernelSpec], Provider]] = {
     "torch": _torch_eager,

@@ -83,7 +83,8 @@ def run(
             verdict = f"[yellow]SKIP[/] {row.skipped}"
         else:
             verdict = "[green]PASS[/]" if row.passed else "[bold red]FAIL[/]"
-        shapes = " ".join("x".join(map(str, s)) for s in row.shapes)
+        names = ["x".join(map(str, s)) for s in row.shapes]
+        shapes = " ".join(names) if len(names) <= 3 else f"{len(names)} shapes, {names[0]} … {names[-1]}"
         table.add_row(row.kernel, row.dtype, shapes, verdict, f"{row.max_abs_err:.2g}", backend.device)
     console.print(table)
     for row in rows:

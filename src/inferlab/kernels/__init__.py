@@ -14,6 +14,7 @@ from inferlab.kernels.device import select_backend
 select_backend()
 
 from inferlab.kernels.elementwise import ADD_SPEC, SWIGLU_FUSED_SPEC, SWIGLU_SPEC  # noqa: E402
+from inferlab.kernels.nf4 import NF4_DEQUANT_SPEC  # noqa: E402
 from inferlab.kernels.rmsnorm import RMSNORM_RESIDUAL_SPEC, RMSNORM_SPEC  # noqa: E402
 from inferlab.kernels.rope import SPEC as ROPE_SPEC  # noqa: E402
 from inferlab.kernels.softmax import SPEC as SOFTMAX_SPEC  # noqa: E402
@@ -27,6 +28,7 @@ REGISTRY: tuple[KernelSpec, ...] = (
     RMSNORM_SPEC,
     RMSNORM_RESIDUAL_SPEC,
     ROPE_SPEC,
+    NF4_DEQUANT_SPEC,
 )
 
 
