@@ -13,6 +13,7 @@ committed results and a lab (default: the default lab):
 from __future__ import annotations
 
 import base64
+import importlib.util
 import sys
 import tempfile
 import threading
@@ -41,6 +42,10 @@ pytestmark = [
     pytest.mark.skipif(
         bool(_MISSING),
         reason=f"no {' or '.join(_MISSING)}: `apt-get install chromium chromium-driver` runs these tests",
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("selenium") is None,
+        reason="selenium is not installed (it is in the dev dependency group): `uv sync` runs these tests",
     ),
 ]
 
