@@ -12,7 +12,13 @@ import sys
 import typer
 
 from inferlab import __version__
-from inferlab.cli import bench_commands, kernel_commands, lab_commands, learn_commands
+from inferlab.cli import (
+    bench_commands,
+    kernel_commands,
+    lab_commands,
+    learn_commands,
+    site_commands,
+)
 from inferlab.cli.console import console, fail
 
 app = typer.Typer(
@@ -48,6 +54,7 @@ kernel_commands.register(app)
 bench_commands.register(app)
 lab_commands.register(app)
 learn_commands.register(app)
+site_commands.register(app)
 
 
 def main() -> None:
