@@ -31,7 +31,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    # Plain help: Rich's boxed help doubles `inferlab --help` to ~0.5 s; plain answers in ~0.2 s.
+    rich_markup_mode=None,
 )
 
 def _version(value: bool) -> None:
