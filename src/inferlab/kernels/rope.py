@@ -42,13 +42,18 @@ from inferlab.kernels._triton import tl, triton
 from inferlab.kernels.spec import BenchShape, KernelSpec, Shape, random_tensor
 
 MAX_HEAD_DIM = 256
-MAX_TILE_VALUES = 32768  # q and k values one program holds: 64 fp32 per thread at 16 warps
-VALUES_PER_THREAD = 64
+MAX_TILE_VALUES = 32768  # q and k values one program holds: 128 fp32 per thread at 8 warps
+VALUES_PER_THREAD = 32
+MAX_NUM_WARPS = 8
 
 
 def rope_num_warps(tile_values: int) -> int:
-    """Warps for a program that holds tile_values values: about VALUES_PER_THREAD each, 1 to 16."""
-    return min(16, triton.next_power_of_2(triton.cdiv(tile_values, 32 * VALUES_PER_THREAD)))
+    """Warps for a program holding tile_values values: ~VALUES_PER_THREAD each, 1 to MAX_NUM_WARPS.
+
+    Picked from one num_warps sweep on an H200 (Triton 3.6, bf16, 4096 and 16384 tokens): 8 for
+    Llama-3-8B's 32 + 8 heads of 128, 8 for 64 + 8 heads, 2 for 16 + 8 heads of 64. Re-measure
+    with `inferlab bench` before changing it."""
+    return min(MAX_NUM_WARPS, triton.next_power_of_2(triton.cdiv(tile_values, 32 * VALUES_PER_THREAD)))
 
 
 # ---------------------------------------------------------------- reference (plain PyTorch)
