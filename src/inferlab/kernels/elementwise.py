@@ -8,7 +8,7 @@ Math:
 Kernels (a short ladder):
     _add_kernel           the lesson-1 kernel: one masked block per program, kept plain on purpose
     _swiglu_kernel        flat; full blocks skip the mask so loads stay 16 bytes wide for any n
-    _swiglu_fused_kernel  2-D grid (row, column block) over the fused [rows, 2*I] projection output
+    _swiglu_fused_kernel  row-major 1-D grid of (row, column block) over the fused [rows, 2*I] output
 
 Layout: any shape, contiguous; the kernels see the tensors as flat arrays of n elements.
 One program instance handles BLOCK_SIZE consecutive elements; the grid has cdiv(n, BLOCK_SIZE)
@@ -97,11 +97,14 @@ def _swiglu_kernel(gate_ptr, up_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constex
 
 @triton.jit
 def _swiglu_fused_kernel(
-    gate_up_ptr, out_ptr, n_cols, stride_in_row, stride_out_row, BLOCK_SIZE: tl.constexpr
+    gate_up_ptr, out_ptr, n_cols, n_col_blocks, stride_in_row, stride_out_row, BLOCK_SIZE: tl.constexpr
 ):
-    # grid: (rows, cdiv(n_cols, BLOCK_SIZE)); gate is gate_up[row, :n_cols], up is gate_up[row, n_cols:]
-    row = tl.program_id(axis=0).to(tl.int64)  # int64: row * stride can pass 2**31
-    cols = tl.program_id(axis=1) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    # A 1-D grid walked row by row: consecutive programs read consecutive column blocks of one
+    # row, so DRAM sees two long streams (gate and up). A 2-D grid with the row on axis 0 sent
+    # neighbouring programs to rows 56 KB apart and ran 5% slower at 8192x14336 (H200 sweep).
+    pid = tl.program_id(axis=0)
+    row = (pid // n_col_blocks).to(tl.int64)  # int64: row * stride can pass 2**31
+    cols = (pid % n_col_blocks) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     mask = cols < n_cols
     gate = tl.load(gate_up_ptr + row * stride_in_row + cols, mask=mask, other=0.0)
     up = tl.load(gate_up_ptr + row * stride_in_row + n_cols + cols, mask=mask, other=0.0)
@@ -150,9 +153,17 @@ def swiglu_fused(gate_up: torch.Tensor, out: torch.Tensor | None = None) -> torc
     n_rows = rows_in.shape[0]
     if n_rows == 0 or n_cols == 0:
         return out
-    grid = (n_rows, triton.cdiv(n_cols, BLOCK_SIZE))
+    n_col_blocks = triton.cdiv(n_cols, BLOCK_SIZE)
+    grid = (n_rows * n_col_blocks,)
     _swiglu_fused_kernel[grid](
-        rows_in, out, n_cols, rows_in.stride(0), n_cols, BLOCK_SIZE=BLOCK_SIZE, num_warps=NUM_WARPS
+        rows_in,
+        out,
+        n_cols,
+        n_col_blocks,
+        rows_in.stride(0),
+        n_cols,
+        BLOCK_SIZE=BLOCK_SIZE,
+        num_warps=NUM_WARPS,
     )
     return out
 
