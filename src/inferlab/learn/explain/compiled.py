@@ -15,6 +15,7 @@ from pathlib import Path
 from inferlab.errors import InferlabError
 
 PTX_LINES_SHOWN = 4
+VARIANTS_SHOWN = 3  # per kernel: each constexpr combination the shapes picked is a binary of its own
 
 
 class CompiledUnavailable(InferlabError):
@@ -92,7 +93,9 @@ def compiled_facts(path: Path, kernel_names: list[str]) -> tuple[list[CompiledFa
             notes.append(
                 f"{name}: no binary of its own (inlined into its callers, or not picked by these shapes)"
             )
-        facts += [_facts(name, k) for k in compiled]
+        facts += [_facts(name, k) for k in compiled[:VARIANTS_SHOWN]]
+        if len(compiled) > VARIANTS_SHOWN:
+            notes.append(f"{name}: {len(compiled)} compiled variants, the first {VARIANTS_SHOWN} shown")
     return facts, notes
 
 
