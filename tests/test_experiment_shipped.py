@@ -33,7 +33,8 @@ def test_each_has_reasoned_predictions_and_a_method(folder):
     exp = read_experiment(folder)
     assert exp.status in ("predicted", "measured", "concluded")
     assert len(exp.predictions) >= 5 and all(p.why for p in exp.predictions)
-    assert not exp.needs_bf16  # all three run on a free T4 too
+    if folder.name[:4] in ("0001", "0002", "0003"):
+        assert not exp.needs_bf16  # the three teaching experiments run on a free T4 too
     headings = [line for line in exp.body.splitlines() if line.startswith("## ")]
     assert headings == ["## Question", "## Prediction", "## Method", "## Result", "## Conclusion"]
     prediction = exp.body.split("## Prediction", 1)[1].split("## Method", 1)[0]
