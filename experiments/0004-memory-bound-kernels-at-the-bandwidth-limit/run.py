@@ -19,7 +19,12 @@ def measure(ceilings: dict | None) -> list[dict]:
     for name in KERNELS:
         spec = get_spec(name)
         rows += runner.run_kernel(
-            spec, list(spec.bench_shapes), providers_for(spec), ceilings, runner.FULL, dtype=runner.bench_dtype()
+            spec,
+            list(spec.bench_shapes),
+            providers_for(spec),
+            ceilings,
+            runner.FULL,
+            dtype=runner.bench_dtype(),
         )
     return rows
 
