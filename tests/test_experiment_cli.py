@@ -121,6 +121,7 @@ def test_a_run_fills_the_readme_saves_the_result_logs_time_and_bundles(app, monk
     (result,) = list_results(lab, "experiment")
     assert json.loads(result.read_text())["experiment"]["folder"] == "0001-add"
     assert (save_to / result.name).read_bytes() == result.read_bytes()
+    assert f"results: `{save_to / result.name}`" in exp.body  # the committable copy is cited
     (entry,) = read_ledger(lab)
     assert (entry.provider, entry.minutes, entry.source, entry.experiment) == (
         "local",

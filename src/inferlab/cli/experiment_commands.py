@@ -124,7 +124,10 @@ def experiment_run(
         Path | None, typer.Option(metavar="FILE", help="Also write a results bundle (.zip) to FILE.")
     ] = None,
     save_to: Annotated[
-        Path | None, typer.Option("--save-to", metavar="DIR", help="Also copy the result JSON into DIR.")
+        Path | None,
+        typer.Option(
+            "--save-to", metavar="DIR", help="Also copy the result JSON into DIR; the README cites it."
+        ),
     ] = None,
     lab: LabOption = None,
 ) -> None:
@@ -133,7 +136,7 @@ def experiment_run(
     The old README is backed up to `.backup/` first.
 
     Examples: `inferlab experiment run 2` ·
-    `inferlab experiment run experiments/0001-vector-add-bandwidth-versus-block-size-and-num-warps`
+    `inferlab experiment run experiments/0001-vector-add-block-size-and-num-warps`
     """
     from inferlab.lab import Lab
     from inferlab.lab.budget import check_provider, log_time, read_ledger, read_prices
@@ -264,14 +267,16 @@ def _record(
 
     if result_path is None:
         result_path = save_result(the_lab, RESULT_KIND, payload)
+    cited = result_path  # what the README points at: the committable copy, if there is one
     if save_to is not None:
         save_to.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(save_to / result_path.name, result_path.read_text(encoding="utf-8"))
+        cited = save_to / result_path.name
+        atomic_write_text(cited, result_path.read_text(encoding="utf-8"))
     plots = plot_kernels(payload.get("rows", []), exp.folder / "plots")
     plots = [str(p.relative_to(exp.folder)) for p in plots] if isinstance(plots, list) else []
     exp = read_experiment(exp.folder)  # as it is now: the learner may have edited it during the run
     outcomes = compare_predictions(exp.predictions, payload)
-    exp.body = fill_result(exp.body, payload, outcomes, str(result_path), plots)
+    exp.body = fill_result(exp.body, payload, outcomes, str(cited), plots)
     exp.status = exp.status if exp.status == "concluded" else "measured"
     update_experiment(exp)
     console.print(f"Result saved to {_escape(str(result_path))}; README filled: {exp.readme}", soft_wrap=True)
