@@ -14,6 +14,7 @@ import typer
 from inferlab import __version__
 from inferlab.cli import (
     bench_commands,
+    experiment_commands,
     kernel_commands,
     lab_commands,
     learn_commands,
@@ -56,6 +57,7 @@ bench_commands.register(app)
 lab_commands.register(app)
 learn_commands.register(app)
 site_commands.register(app)
+experiment_commands.register(app)  # experiment, notebook, import, budget
 
 
 def main() -> None:
