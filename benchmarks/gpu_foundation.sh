@@ -6,8 +6,9 @@ set -uo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1
-export INFERLAB_HOME="${OUT:-/tmp}/lab"
+export INFERLAB_HOME=/tmp/inferlab-lab  # not under $OUT: only 8 files come back
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw --format=csv
 python3 -m inferlab doctor
 python3 -m inferlab run; echo "inferlab run exit code: $?"
+cp "$INFERLAB_HOME"/results/*-check.json "${OUT:-/tmp}/" 2>/dev/null
 python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tail -25
