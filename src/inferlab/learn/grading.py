@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-
 from inferlab.errors import InferlabError
 from inferlab.lab import Lab, Record, new_record
+from inferlab.learn.answers_file import read_answers_mapping
 from inferlab.learn.curriculum import Lesson
 from inferlab.learn.quiz import Quiz, Result
 
@@ -46,18 +45,7 @@ class Report:
 
 def load_answers(path: Path, quiz: Quiz) -> dict[str, object]:
     """Question id -> parsed answer, from a YAML/JSON file; one InferlabError for any problem."""
-    if not path.is_file():
-        raise InferlabError(f"answers file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        at = f" (line {line + 1})" if line is not None else ""
-        raise InferlabError(f"answers file {path} is not valid YAML or JSON{at}") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise InferlabError(f"answers file {path} must map question ids to answers")
+    raw = read_answers_mapping(path, "question ids")
     known = {q.id: q for q in quiz.questions}
     unknown = [str(k) for k in raw if k not in known]
     if unknown:

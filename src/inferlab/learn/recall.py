@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-
 from inferlab.errors import InferlabError
 from inferlab.lab import Lab, Record, new_record
+from inferlab.learn.answers_file import read_answers_mapping
 from inferlab.learn.curriculum import Lesson, RecallPrompt
 from inferlab.learn.review import Outcome, add_missing, point, rate, rating_for
 from inferlab.learn.review_store import ReviewState, save_state
@@ -87,12 +86,7 @@ def checked_points(raw: object, prompt: RecallPrompt) -> frozenset[int]:
 
 def load_answers(path: Path, lesson: Lesson) -> list[ColdAnswer]:
     """The answers in `path`, in the lesson's prompt order; one InferlabError for any problem."""
-    if not path.is_file():
-        raise InferlabError(f"answers file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise InferlabError(f"answers file {path} is not valid YAML or JSON") from None
+    raw = read_answers_mapping(path, "recall prompt ids")
     prompts = {p.id: p for p in prompts_of(lesson)}
     if not isinstance(raw, dict) or not raw:
         raise InferlabError(

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
@@ -29,6 +28,7 @@ from rich.prompt import Prompt
 from inferlab.errors import InferlabError
 from inferlab.lab import Lab
 from inferlab.learn import terminal
+from inferlab.learn.answers_file import read_answers_mapping
 from inferlab.learn.recall import ColdAnswer, checked_text
 from inferlab.learn.review import (
     RATING_NAMES,
@@ -186,12 +186,7 @@ def ask_recall(console: Console, prompts, *, editor: bool = False) -> list[ColdA
 # ---------------------------------------------------------------- review
 def load_review_answers(path: Path) -> dict[str, object]:
     """Card id -> raw answer from a YAML/JSON file (checked per card when it is reviewed)."""
-    if not path.is_file():
-        raise InferlabError(f"answers file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise InferlabError(f"answers file {path} is not valid YAML or JSON") from None
+    raw = read_answers_mapping(path, "card ids (like quiz:1:arange-meaning)")
     if not isinstance(raw, dict) or not raw:
         raise InferlabError(f"answers file {path} must map card ids (like quiz:1:arange-meaning) to answers")
     return {str(k): v for k, v in raw.items()}
