@@ -36,6 +36,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"inferlab {__version__}")

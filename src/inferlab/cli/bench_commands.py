@@ -14,18 +14,12 @@ import typer
 from typer.core import TyperGroup
 
 from inferlab.cli.console import console, fail
+from inferlab.cli.options import LabOption
 
 NO_GPU = (
     "timing needs a CUDA GPU and none is visible here: open a free Kaggle/Colab T4 with "
     "`inferlab notebook`, or run this command on a GPU machine."
 )
-
-LabOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--lab", metavar="PATH", help="The lab folder (default: $INFERLAB_HOME or the per-user lab)."
-    ),
-]
 
 
 class _BenchGroup(TyperGroup):

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from inferlab.cli.console import console, err_console
-from inferlab.cli.lab_commands import LabOption
+from inferlab.cli.options import LabOption
 
 budget_app = typer.Typer(
     help="GPU time per provider and experiment, and its cost at the prices in lab.toml.\n\n"

@@ -16,7 +16,7 @@ import typer
 
 from inferlab.cli import budget_commands
 from inferlab.cli.console import console, err_console, fail
-from inferlab.cli.lab_commands import LabOption
+from inferlab.cli.options import LabOption
 
 ExperimentArg = Annotated[
     str, typer.Argument(metavar="EXPERIMENT", help="A number in the lab, or an experiment folder's path.")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from inferlab.cli.console import console
+from inferlab.cli.options import LabOption
 
 DTYPES = {
     "fp32": "float32",
@@ -16,8 +15,6 @@ DTYPES = {
     "bf16": "bfloat16",
     "bfloat16": "bfloat16",
 }
-
-LabOption = typer.Option(None, "--lab", help="Lab folder (default: $INFERLAB_HOME or the per-user lab).")
 
 
 def _parse_dtypes(names: list[str] | None):
@@ -50,7 +47,7 @@ def _select_specs(names: list[str] | None):
 def run(
     kernel: list[str] = typer.Option(None, "--kernel", "-k", help="Only this kernel (repeatable)."),
     dtype: list[str] = typer.Option(None, "--dtype", "-d", help="Only this dtype: fp32, fp16, bf16."),
-    lab: Path = LabOption,
+    lab: LabOption = None,
 ) -> None:
     """The main job: check every kernel against its PyTorch reference, record the result, say
     what to learn next. Exits non-zero if any kernel fails.
@@ -145,7 +142,7 @@ def check(
         raise typer.Exit(1)
 
 
-def doctor(lab: Path = LabOption) -> None:
+def doctor(lab: LabOption = None) -> None:
     """Print what this machine has (GPU, driver, torch, triton, interpreter, uv, lab) and what
     that allows.
 

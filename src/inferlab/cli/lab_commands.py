@@ -14,19 +14,12 @@ from typing import Annotated
 import typer
 
 from inferlab.cli.console import console, err_console
+from inferlab.cli.options import LabOption
 
 # Mirrors inferlab.lab.STATUSES (a test keeps them equal); spelled out here so that building
 # the help text does not import the lab package.
 STATUS_HELP = "waiting-for-recall, waiting-for-correction, corrected or reviewed"
 
-LabOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--lab",
-        metavar="PATH",
-        help="The lab folder (default: $INFERLAB_HOME, else the per-user lab, made on first use).",
-    ),
-]
 
 record_app = typer.Typer(
     help="Learning records: cold recall, mistakes and corrections, as Markdown notes.",

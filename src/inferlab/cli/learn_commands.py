@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from inferlab.cli.console import console
+from inferlab.cli.options import LabOption
 
 lesson_app = typer.Typer(
     help="Read the lessons: `inferlab lesson list`, then `inferlab lesson show 1`.",
@@ -106,9 +107,6 @@ def quiz(
     )
 
 
-LabOption = typer.Option(None, "--lab", help="Lab folder (default: $INFERLAB_HOME or the per-user lab).")
-
-
 def recall(
     number: int = typer.Argument(..., help="The lesson's number."),
     answers: Path | None = typer.Option(
@@ -123,7 +121,7 @@ def recall(
     experiment: list[str] = typer.Option(
         None, "--experiment", help="Link the record to this experiment (repeatable), e.g. 0003."
     ),
-    lab: Path | None = LabOption,
+    lab: LabOption = None,
 ) -> None:
     """Cold recall: answer a lesson's recall prompts from memory (the lesson is not shown), then
     see the model answer, mark the key points you missed, and keep it all in a learning record.
@@ -177,7 +175,7 @@ def review(
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Review at most this many due cards."),
     editor: bool = typer.Option(False, "--editor", help="Write typed answers in $EDITOR."),
-    lab: Path | None = LabOption,
+    lab: LabOption = None,
 ) -> None:
     """Spaced review (FSRS) of the cards that are due: answer from memory first, then see the
     model answer and tick the key points you had; the rating follows from the ticks (a core point
@@ -196,7 +194,7 @@ def review(
     run_review(console, the_lab, answers=given, limit=limit, editor=editor)
 
 
-def next_command(lab: Path | None = LabOption) -> None:
+def next_command(lab: LabOption = None) -> None:
     """What is due: review cards, the next lesson, records waiting for a correction, and
     experiments waiting for a GPU.
 

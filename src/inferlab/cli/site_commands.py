@@ -11,15 +11,8 @@ from typing import Annotated
 import typer
 
 from inferlab.cli.console import console, err_console
+from inferlab.cli.options import LabOption
 
-LabOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--lab",
-        metavar="PATH",
-        help="The lab folder (default: $INFERLAB_HOME, else the per-user lab, made on first use).",
-    ),
-]
 OutOption = Annotated[
     Path | None,
     typer.Option(
