@@ -208,6 +208,173 @@ def matmul_smem_bytes(
     return num_stages * (block_m * block_k + block_k * block_n) * bytes_per_element
 
 
+# lessons 7-12: quantization, W4A16, attention, KV cache, the runtime, serving. As above, measured
+# rates (TFLOP/s, GB/s) are arguments that the lesson cites; model shapes are arguments from
+# models.yaml (the published config.json values).
+def _ratio(a: Number, b: Number) -> Number:
+    """a / b, exact for integers and fractions, a float otherwise."""
+    if isinstance(a, int | Fraction) and isinstance(b, int | Fraction):
+        return _exact(Fraction(a) / Fraction(b))
+    return float(a) / float(b)
+
+
+def bits_per_weight(
+    bits: int, scale_bits: int = 0, group_size: int = 1, scale2_bits: int = 0, group2_size: int = 1
+) -> Number:
+    """Storage per weight: the code, plus a scale per group, plus a second-level scale per
+    group2_size groups (NF4 double quantization: 4 + 8/64 + 32/(64 * 256))."""
+    return bits + _ratio(scale_bits, group_size) + _ratio(scale2_bits, group_size * group2_size)
+
+
+def weight_bytes(params: int, bits: Number) -> Number:
+    """Bytes of `params` weights stored at `bits` bits each."""
+    return _ratio(params * bits, 8)
+
+
+def llama_linear_params(
+    hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int, head_dim: int
+) -> int:
+    """Weights of the decoder layers' matmuls: q, k, v, o and gate, up, down (no bias)."""
+    attention = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2
+    return layers * (attention + 3 * hidden * intermediate)
+
+
+def llama_params(
+    hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int, head_dim: int,
+    vocab: int, tied_embeddings: int = 0,
+) -> int:  # fmt: skip
+    """All parameters: the matmuls, two RMSNorm weights per layer and a final one, the embedding
+    table and (untied) the lm_head."""
+    norms = layers * 2 * hidden + hidden
+    embeddings = vocab * hidden * (1 if tied_embeddings else 2)
+    linear = llama_linear_params(hidden, intermediate, layers, heads, kv_heads, head_dim)
+    return linear + norms + embeddings
+
+
+def int4_sym_scale(absmax: Number) -> Number:
+    """Symmetric int4 scale, GPTQ's convention (quantize_int4(symmetric=True)): 2 * absmax / 15."""
+    return _ratio(2 * absmax, 15)
+
+
+def int8_scale(absmax: Number) -> Number:
+    """Symmetric int8 scale (quantize_int8): absmax / 127."""
+    return _ratio(absmax, 127)
+
+
+def rounding_max_error(scale: Number) -> Number:
+    """Worst error of round-to-nearest onto a uniform grid of step `scale`, inside its range."""
+    return _ratio(scale, 2)
+
+
+def largest_half_gap(code: tuple) -> float:
+    """Worst rounding error onto the sorted code table `code` (in units of absmax)."""
+    values = sorted(float(c) for c in code)
+    return max(b - a for a, b in zip(values, values[1:], strict=False)) / 2
+
+
+def smallest_half_gap(code: tuple) -> float:
+    """Rounding error bound where the code table is densest (in units of absmax)."""
+    values = sorted(float(c) for c in code)
+    return min(b - a for a, b in zip(values, values[1:], strict=False)) / 2
+
+
+def linear_bytes(
+    tokens: int, in_features: int, out_features: int, weight_bits: Number, act_bytes: int = 2
+) -> Number:
+    """DRAM bytes of y[tokens, out] = x[tokens, in] @ W.T: W read once at weight_bits per
+    weight, x read once and y written once at act_bytes per element."""
+    activations = tokens * (in_features + out_features) * act_bytes
+    return weight_bytes(in_features * out_features, weight_bits) + activations
+
+
+def roofline_time_us(flops: Number, bytes: Number, tflops: Number, gbps: Number) -> float:
+    """The roofline's lower bound on a kernel's time: the slower of its compute and its traffic."""
+    return max(float(flops) / (float(tflops) * 1e6), float(bytes) / (float(gbps) * 1e3))
+
+
+def w4a16_ideal_speedup(
+    tokens: int, in_features: int, out_features: int, weight_bits: Number, tflops: Number, gbps: Number
+) -> float:
+    """Roofline time of a bf16 linear layer over the same layer with weight_bits weights."""
+    flops = 2 * tokens * in_features * out_features
+    bf16 = linear_bytes(tokens, in_features, out_features, 16)
+    quantized = linear_bytes(tokens, in_features, out_features, weight_bits)
+    return roofline_time_us(flops, bf16, tflops, gbps) / roofline_time_us(flops, quantized, tflops, gbps)
+
+
+def attention_score_bytes(seq_len: int, heads: int, bytes_per_element: int) -> int:
+    """The S = Q K^T matrices of one sequence, all heads, if written out: seq_len^2 per head."""
+    return seq_len * seq_len * heads * bytes_per_element
+
+
+def attention_flops(seq_len: int, head_dim: int, heads: int, causal: int = 0) -> Number:
+    """QK^T and PV: 2 * S * S * D each per head; a causal mask skips (about) half."""
+    flops = 4 * seq_len * seq_len * head_dim * heads
+    return _ratio(flops, 2) if causal else flops
+
+
+def attention_io_bytes(seq_len: int, heads: int, kv_heads: int, head_dim: int, bytes_per_element: int) -> int:
+    """Q and O (heads) and K and V (kv_heads), each read or written once: the floor."""
+    return (2 * heads + 2 * kv_heads) * seq_len * head_dim * bytes_per_element
+
+
+def causal_tiles(seq_len: int, block: int) -> int:
+    """block x block tiles of the score matrix a causal kernel visits: on or below the diagonal."""
+    n = cdiv(seq_len, block)
+    return n * (n + 1) // 2
+
+
+def kv_bytes_per_token(layers: int, kv_heads: int, head_dim: int, bytes_per_element: int) -> int:
+    """One token's keys and values in every layer: 2 * layers * kv_heads * head_dim elements."""
+    return 2 * layers * kv_heads * head_dim * bytes_per_element
+
+
+def kv_slots_wasted(tokens: int, block_size: int) -> int:
+    """Token slots allocated but empty: the unfilled tail of the sequence's last block."""
+    return cdiv(tokens, block_size) * block_size - tokens
+
+
+def decode_attention_intensity(heads: int, kv_heads: int, bytes_per_element: int) -> Number:
+    """FLOP per byte of cached K and V that one decode step's attention reads: each cached row
+    (D elements) serves heads / kv_heads query heads, 2 * D FLOPs each (q.k, or p * v)."""
+    return _ratio(2 * heads, kv_heads * bytes_per_element)
+
+
+def sequences_that_fit(free_bytes: Number, tokens: int, bytes_per_token: int) -> int:
+    """Whole sequences of `tokens` tokens whose KV cache fits in free_bytes."""
+    return int(Fraction(free_bytes) // (tokens * bytes_per_token))
+
+
+def decode_step_ms(
+    batch: int, weights_bytes: Number, kv_bytes_per_seq: Number, flops_per_token: Number,
+    tflops: Number, gbps: Number,
+) -> float:  # fmt: skip
+    """Roofline floor of one decode step: the weights read once for the whole batch, each
+    sequence's KV cache read once, batch * flops_per_token FLOPs."""
+    traffic = float(weights_bytes) + batch * float(kv_bytes_per_seq)
+    return roofline_time_us(batch * float(flops_per_token), traffic, tflops, gbps) / 1e3
+
+
+def prefill_ms(flops_per_token: Number, tokens: int, tflops: Number) -> float:
+    """Compute floor of a prefill: tokens * flops_per_token at the measured matmul rate."""
+    return float(flops_per_token) * tokens / (float(tflops) * 1e9)
+
+
+def tokens_per_s(batch: int, step_ms: Number) -> float:
+    """Tokens a decode loop emits per second: one per sequence per step."""
+    return batch * 1e3 / float(step_ms)
+
+
+def safetensors_file_offset(header_len: int, begin: int) -> int:
+    """File offset of a tensor whose data_offsets start at `begin`: 8-byte length, header, data."""
+    return 8 + header_len + begin
+
+
+def cost_per_million_tokens(dollars_per_hour: Number, tokens_per_second: Number) -> float:
+    """Price of a million tokens from an hourly price and a sustained token rate."""
+    return float(dollars_per_hour) / (float(tokens_per_second) * 3600) * 1e6
+
+
 COMPUTATIONS: dict[str, Callable[..., object]] = {
     f.__name__: f
     for f in (
@@ -240,6 +407,32 @@ COMPUTATIONS: dict[str, Callable[..., object]] = {
         grouped_tile_n,
         wave_panel_bytes,
         matmul_smem_bytes,
+        # lessons 7-12
+        bits_per_weight,
+        weight_bytes,
+        llama_linear_params,
+        llama_params,
+        int4_sym_scale,
+        int8_scale,
+        rounding_max_error,
+        largest_half_gap,
+        smallest_half_gap,
+        linear_bytes,
+        roofline_time_us,
+        w4a16_ideal_speedup,
+        attention_score_bytes,
+        attention_flops,
+        attention_io_bytes,
+        causal_tiles,
+        kv_bytes_per_token,
+        kv_slots_wasted,
+        decode_attention_intensity,
+        sequences_that_fit,
+        decode_step_ms,
+        prefill_ms,
+        tokens_per_s,
+        safetensors_file_offset,
+        cost_per_million_tokens,
     )
 }
 
