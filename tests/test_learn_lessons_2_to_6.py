@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SVG = "{http://www.w3.org/2000/svg}"
 
-LESSONS = {2: "memory-roofline"}
+LESSONS = {2: "memory-roofline", 3: "elementwise-fusion"}
 
 # ---------------------------------------------------------------- independent computations
 # Measured inputs (from the committed results, checked against them in MEASURED below).
@@ -51,7 +51,15 @@ INDEPENDENT: dict[int, dict[str, object]] = {
         "ridge-h200": 668.76e12 / 4178.76e9,
         "add-floor-us": 3 * 2 * 16384 * 4096 / (4309.12e9) * 1e6,
     },
+    3: {
+        "eager-accesses": 2 + 3,  # silu: read gate, write s; mul: read s and up, write out
+        "three-kernel-bytes": (2 + 3 + 3) * 2 * 8192 * 14336,
+        "fused-floor-us": 3 * 2 * 8192 * 14336 / 4309.12e9 * 1e6,
+        "predicted-speedup": Fraction(5, 3),
+    },
 }
+
+SWIGLU_RUN, PREFILL = "20261126T214639Z-bench.json", "llama-3-8b:8192x14336"
 
 # Numbers a lesson states about things this repository measured: (file in benchmarks/results,
 # where in it, how the lesson writes it). `where` is ("ceilings", key...) or a benchmark row
@@ -72,11 +80,40 @@ MEASURED: dict[int, list[tuple[str, tuple, str]]] = {
         ("20261126T214305Z-bench.json", ("add", "llama-3-8b:16384x4096", "inferlab"), "94.1"),
         ("20261126T214305Z-bench.json", ("add", "llama-3-8b:16384x4096", "torch"), "93.3"),
     ],
+    3: [
+        ("20261126T214305Z-bench.json", ("ceilings", "read2_write1_gbps"), "4309.12"),
+        *[
+            (SWIGLU_RUN, ("swiglu", PREFILL, p), q)
+            for p, q in (("inferlab", "163.53"), ("inferlab", "163.5"))
+        ],
+        *[(SWIGLU_RUN, ("swiglu", PREFILL, p), q) for p, q in (("torch", "282.19"), ("torch", "282.2"))],
+        *[
+            (SWIGLU_RUN, ("swiglu", PREFILL, p), q)
+            for p, q in (("torch.compile", "164.2"), ("liger", "165.61"))
+        ],
+        *[
+            (SWIGLU_RUN, ("swiglu", "llama-3-8b:1x14336", p), q)
+            for p, q in (("inferlab", "1.77"), ("torch", "3.73"))
+        ],
+        (SWIGLU_RUN, ("swiglu", "llama-3-8b:1x14336", "torch.compile"), "1.71"),
+        (SWIGLU_RUN, ("add", "self-test:50000017", "inferlab"), "201.71"),
+        (SWIGLU_RUN, ("add", "self-test:50000017", "torch"), "69.78"),
+        (SWIGLU_RUN, ("add", "self-test:50000017", "torch"), "69.8"),
+        (SWIGLU_RUN, ("add", "self-test:33554432", "inferlab"), "47.97"),
+        (SWIGLU_RUN, ("add", "self-test:33554432", "torch"), "47.82"),
+    ],
 }
 
 # Text each diagram must hold, computed here: a number drawn by hand must match the math.
 DIAGRAM_TEXT: dict[int, list[str]] = {
     2: [f"ridge ≈ {668.76e12 / 4178.76e9:.0f}", "1/6 FLOP/byte", f"≤ {4.17876 / 6:.2f} TFLOP/s"],
+    3: [
+        *[f"{a} accesses per element" for a in (8, 5, 3)],
+        *[f"{a * 2 * 8192 * 14336 / 1e9:.2f} GB moved" for a in (8, 5, 3)],
+        *[f"floor ≥ {a * 2 * 8192 * 14336 / 4309.12e9 * 1e6:.0f} µs" for a in (8, 5, 3)],
+        "measured: 282.2 µs",
+        "measured: 163.5 µs",
+    ],
 }
 
 
