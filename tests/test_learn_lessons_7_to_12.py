@@ -55,12 +55,30 @@ NF4_DOUBLE_BITS = Fraction(4) + Fraction(8, 64) + Fraction(32, 64 * 256)
 # the first two entries of bitsandbytes' get_4bit_type("nf4"), typed from its source
 NF4_FIRST_TWO = (-1.0, -0.6961928009986877)
 
+# the H200's measured ceilings, benchmarks/results/20261126T214305Z-bench.json
+COPY_GBPS, BF16_TFLOPS = 4178.76, 668.76
+RIDGE = BF16_TFLOPS * 1e12 / (COPY_GBPS * 1e9)
+
+
+def _gate_proj_time_us(tokens: int, weight_bits) -> float:
+    """Roofline floor of x[tokens, 4096] @ W[14336, 4096]^T with 2-byte activations."""
+    flops = 2 * tokens * 4096 * 14336
+    nbytes = 4096 * 14336 * float(weight_bits) / 8 + tokens * (4096 + 14336) * 2
+    return max(flops / (BF16_TFLOPS * 1e12), nbytes / (COPY_GBPS * 1e9)) * 1e6
+
+
 INDEPENDENT: dict[int, dict[str, object]] = {
     7: {
         "bits-nf4-double": NF4_DOUBLE_BITS,
         "bytes-llama-bf16": ALL_PARAMS * 2 / 1e9,
         "int4-zeroed-weights": (2 * 0.5 / 15) / 2,
         "nf4-tail-error": (NF4_FIRST_TWO[1] - NF4_FIRST_TWO[0]) / 2,
+    },
+    8: {
+        "ridge-h200": RIDGE,
+        "gemv-floor": _gate_proj_time_us(1, 16),
+        "ideal-speedup-m1": _gate_proj_time_us(1, 16) / _gate_proj_time_us(1, NF4_DOUBLE_BITS),
+        "ideal-speedup-m128": _gate_proj_time_us(128, 16) / _gate_proj_time_us(128, NF4_DOUBLE_BITS),
     },
 }
 
@@ -81,8 +99,53 @@ def _ceiling(name: str, *keys: str) -> float:
     return value
 
 
+CEILINGS, NF4_RUN, NF4_SHAPE = (
+    "20261126T214305Z-bench.json",
+    "20261126T214426Z-bench.json",
+    "llama-3-8b:14336x4096",
+)
+
+
+def _nf4(provider: str, *keys: str) -> float:
+    value = _bench_row(NF4_RUN, "nf4_dequantize", NF4_SHAPE, provider)
+    for key in keys:
+        value = value[key]
+    return value
+
+
 # (lesson, the number as the lesson prints it, its format, where it comes from)
-MEASURED: list[tuple[int, str, str, object]] = []
+MEASURED: list[tuple[int, str, str, object]] = [
+    *[(n, "4178.76", ".2f", lambda: _ceiling(CEILINGS, "copy_gbps")) for n in (8,)],
+    *[(n, "668.76", ".2f", lambda: _ceiling(CEILINGS, "matmul_tflops", "bfloat16")) for n in (8,)],
+    (8, "4309.12", ".2f", lambda: _ceiling(CEILINGS, "read2_write1_gbps")),
+    (8, "40.30", ".2f", lambda: _nf4("inferlab", "cold_us", "median")),
+    (8, "71.35", ".2f", lambda: _nf4("bitsandbytes", "cold_us", "median")),
+    (8, "1.771", ".3f", lambda: _nf4("inferlab", "speedups", "bitsandbytes", "value")),
+    (8, "1.769", ".3f", lambda: _nf4("inferlab", "speedups", "bitsandbytes", "ci_low")),
+    (8, "1.777", ".3f", lambda: _nf4("inferlab", "speedups", "bitsandbytes", "ci_high")),
+    (8, "3666", ".0f", lambda: _nf4("inferlab", "rate", "value")),
+    (8, "85", ".0f", lambda: 100 * _nf4("inferlab", "rate", "fraction_of_ceiling")),
+    (
+        8,
+        "60",
+        ".0f",
+        lambda: (
+            json.loads((REPO / "benchmarks/results" / CEILINGS).read_text())["environment"]["gpu"]["l2_bytes"]
+            / 2**20
+        ),
+    ),
+]
+
+# Text each diagram must hold, computed here: a number drawn by hand must match the math.
+DIAGRAM_TEXT: dict[int, list[str]] = {
+    8: [
+        "copy bandwidth 4178.76 GB/s",
+        "bf16 matmul 668.76 TFLOP/s",
+        f"ridge ≈ {668.76e12 / 4178.76e9:.0f} FLOP/byte",
+        f"intensity ≈ {16 / float(NF4_DOUBLE_BITS):.1f} M",
+        f"runs ~{16 / float(NF4_DOUBLE_BITS):.1f}× faster",
+    ],
+}
 
 
 def _quoted(lesson: curriculum.Lesson) -> list[tuple[str, str, object]]:
@@ -203,10 +266,16 @@ def test_cited_files_exist(lesson):
 
 
 def test_measured_numbers_match_the_committed_results(lesson):
-    md = render.to_markdown(lesson)
+    md = render.to_markdown(lesson) + lesson.file("quiz.yaml").read_text(encoding="utf-8")
     for text, fmt, get in _quoted(lesson):
         assert format(get(), fmt) == text, (text, get())
         assert text in md, text
+
+
+def test_diagram_numbers_match_the_computation(lesson):
+    svg = " ".join(lesson.file(d.file).read_text(encoding="utf-8") for d in lesson.diagrams)
+    for text in DIAGRAM_TEXT.get(lesson.number, []):
+        assert text in svg, text
 
 
 # ---------------------------------------------------------------- the quiz
