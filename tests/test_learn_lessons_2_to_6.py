@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SVG = "{http://www.w3.org/2000/svg}"
 
-LESSONS = {2: "memory-roofline", 3: "elementwise-fusion"}
+LESSONS = {2: "memory-roofline", 3: "elementwise-fusion", 4: "softmax-reductions"}
 
 # ---------------------------------------------------------------- independent computations
 # Measured inputs (from the committed results, checked against them in MEASURED below).
@@ -57,9 +57,21 @@ INDEPENDENT: dict[int, dict[str, object]] = {
         "fused-floor-us": 3 * 2 * 8192 * 14336 / 4309.12e9 * 1e6,
         "predicted-speedup": Fraction(5, 3),
     },
+    4: {
+        "fp16-exp-overflow": math.log(65504),  # fp16's largest finite value
+        "online-example": sum(math.exp(x - 5) for x in (1, 3, 5, 2)),  # the direct sum
+        "online-accesses": 2 + 1,
+        "split-programs": -(-128256 // 4096),
+        "one-pass-floor-us": 2 * 2 * 16384 * 8192 / 4178.76e9 * 1e6,
+    },
 }
 
 SWIGLU_RUN, PREFILL = "20261126T214639Z-bench.json", "llama-3-8b:8192x14336"
+SOFTMAX_RUN = "20261126T214305Z-bench.json"
+SOFTMAX_SCORES = [("inferlab", "131.56"), ("inferlab", "131.6"), ("torch.compile", "307.80")]
+SOFTMAX_SCORES += [("torch.compile", "307.8"), ("torch", "500.0"), ("liger", "129.26"), ("liger", "129.3")]
+SOFTMAX_DECODE_1 = [("inferlab", "4.15"), ("torch.compile", "9.58"), ("torch", "33.8")]
+SOFTMAX_DECODE_32 = [("inferlab", "9.76"), ("torch.compile", "16.6"), ("torch", "35.0")]
 
 # Numbers a lesson states about things this repository measured: (file in benchmarks/results,
 # where in it, how the lesson writes it). `where` is ("ceilings", key...) or a benchmark row
@@ -102,6 +114,12 @@ MEASURED: dict[int, list[tuple[str, tuple, str]]] = {
         (SWIGLU_RUN, ("add", "self-test:33554432", "inferlab"), "47.97"),
         (SWIGLU_RUN, ("add", "self-test:33554432", "torch"), "47.82"),
     ],
+    4: [
+        ("20261126T214305Z-bench.json", ("ceilings", "copy_gbps"), "4178.76"),
+        *[(SOFTMAX_RUN, ("softmax", "llama-3-8b:16384x8192", p), q) for p, q in SOFTMAX_SCORES],
+        *[(SOFTMAX_RUN, ("softmax", "llama-3-8b:1x128256", p), q) for p, q in SOFTMAX_DECODE_1],
+        *[(SOFTMAX_RUN, ("softmax", "llama-3-8b:32x128256", p), q) for p, q in SOFTMAX_DECODE_32],
+    ],
 }
 
 # Text each diagram must hold, computed here: a number drawn by hand must match the math.
@@ -113,6 +131,12 @@ DIAGRAM_TEXT: dict[int, list[str]] = {
         *[f"floor ≥ {a * 2 * 8192 * 14336 / 4309.12e9 * 1e6:.0f} µs" for a in (8, 5, 3)],
         "measured: 282.2 µs",
         "measured: 163.5 µs",
+    ],
+    4: [
+        f"rows of at most {source.constant('inferlab.kernels.softmax:ONLINE_THRESHOLD')} values",
+        f"chunks of {source.constant('inferlab.kernels.softmax:SPLIT_BLOCK_SIZE')}: one program each",
+        f"fewer than {source.constant('inferlab.kernels.softmax:SPLIT_MAX_ROWS')} of them",
+        "l = l · e^(m − m_new) + Σ e^(x − m_new)",
     ],
 }
 
@@ -146,7 +170,7 @@ def test_listed_with_front_matter(lesson):
     assert lesson.slug == LESSONS[lesson.number]
     assert lesson.prerequisites == (lesson.number - 1,)
     assert lesson.title and lesson.diagrams and lesson.kernels
-    assert lesson.number in [x.number for x in curriculum.list_lessons()]
+    assert f"{lesson.number:04d}-{lesson.slug}" in [f.name for f in curriculum.lessons_root().iterdir()]
     for name in ("lesson.md", "quiz.yaml", "annotations.yaml", "recall.yaml"):
         assert lesson.file(name).is_file(), name
 
