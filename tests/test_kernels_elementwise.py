@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from inferlab.kernels import REGISTRY, get_spec
-from inferlab.kernels.elementwise import ADD_SPEC, SWIGLU_FUSED_SPEC, SWIGLU_SPEC, add, swiglu, swiglu_fused
+from inferlab.kernels.elementwise import (
+    ADD_SPEC,
+    BLOCK_SIZE,
+    SWIGLU_FUSED_SPEC,
+    SWIGLU_SPEC,
+    add,
+    swiglu,
+    swiglu_fused,
+)
 from inferlab.kernels.spec import check
 
 CASES = [
@@ -110,3 +118,11 @@ def test_swiglu_fused_refuses_odd_width_and_strided_columns(device):
         swiglu_fused(torch.randn(2, 7, device=device))
     with pytest.raises(ValueError, match="must be contiguous"):
         swiglu_fused(torch.randn(8, 2, device=device).t())
+
+
+def test_int64_offsets_only_where_32_bits_overflow():
+    from inferlab.kernels.elementwise import _needs_wide_index
+
+    assert not _needs_wide_index(14336 * 8192)  # a Llama-3-8B prefill activation: 32-bit offsets
+    assert _needs_wide_index(2**31 - BLOCK_SIZE)  # the last block's offsets would pass 2**31 - 1
+    assert not _needs_wide_index(2**31 - BLOCK_SIZE - 1)
