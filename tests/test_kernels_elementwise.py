@@ -120,9 +120,16 @@ def test_swiglu_fused_refuses_odd_width_and_strided_columns(device):
         swiglu_fused(torch.randn(8, 2, device=device).t())
 
 
-def test_int64_offsets_only_where_32_bits_overflow():
-    from inferlab.kernels.elementwise import _needs_wide_index
+def test_int64_offsets_only_where_32_bits_overflow(monkeypatch):
+    from inferlab.kernels import _launch
 
-    assert not _needs_wide_index(14336 * 8192)  # a Llama-3-8B prefill activation: 32-bit offsets
-    assert _needs_wide_index(2**31 - BLOCK_SIZE)  # the last block's offsets would pass 2**31 - 1
-    assert not _needs_wide_index(2**31 - BLOCK_SIZE - 1)
+    assert not _launch.needs_int64_offsets(14336 * 8192)  # Llama-3-8B prefill activation: 32 bits
+    assert _launch.needs_int64_offsets(2**31)
+    assert not _launch.needs_int64_offsets(2**31 - 1)
+    # the launchers ask with the largest offset their kernel computes
+    asked = []
+    monkeypatch.setattr(
+        "inferlab.kernels.elementwise.needs_int64_offsets", lambda n: asked.append(n) or False
+    )
+    swiglu(torch.randn(3, 1000), torch.randn(3, 1000))
+    assert asked == [3000 + BLOCK_SIZE]

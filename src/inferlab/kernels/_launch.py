@@ -65,3 +65,9 @@ def prepare_out(
     if not out.is_contiguous():
         raise ValueError(f"{name} must be contiguous")
     return out
+
+
+def needs_int64_offsets(largest_offset: int) -> bool:
+    """True when an element offset a kernel computes can pass 2**31 - 1, so its index math must be
+    int64; below that, 32-bit offsets are cheaper (fewer instructions per address)."""
+    return largest_offset >= 2**31

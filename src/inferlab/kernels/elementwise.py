@@ -36,7 +36,13 @@ import math
 
 import torch
 
-from inferlab.kernels._launch import prepare_out, require_contiguous, require_same_shape, validate
+from inferlab.kernels._launch import (
+    needs_int64_offsets,
+    prepare_out,
+    require_contiguous,
+    require_same_shape,
+    validate,
+)
 from inferlab.kernels._triton import tl, triton
 from inferlab.kernels.spec import BenchShape, KernelSpec, Shape, random_tensor
 
@@ -124,11 +130,6 @@ def _swiglu_fused_kernel(
 
 
 # ---------------------------------------------------------------- launchers
-def _needs_wide_index(extent: int) -> bool:
-    """int64 offsets are needed once an offset (plus a block's overhang) can pass 2**31 - 1."""
-    return extent + BLOCK_SIZE >= 2**31
-
-
 def _launch_binary(kernel, a_name: str, a: torch.Tensor, b_name: str, b: torch.Tensor, out, **constexprs):
     validate({a_name: a, b_name: b})
     require_same_shape(**{a_name: a, b_name: b})
@@ -149,7 +150,7 @@ def add(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> to
 
 def swiglu(gate: torch.Tensor, up: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """gate: [..., I], up: [..., I] -> silu(gate) * up, fp32 math, gate's dtype out."""
-    wide = _needs_wide_index(gate.numel())
+    wide = needs_int64_offsets(gate.numel() + BLOCK_SIZE)  # the last block overhangs n
     return _launch_binary(_swiglu_kernel, "gate", gate, "up", up, out, WIDE_INDEX=wide)
 
 
@@ -180,7 +181,7 @@ def swiglu_fused(gate_up: torch.Tensor, out: torch.Tensor | None = None) -> torc
         rows_in.stride(0),
         n_cols,
         BLOCK_SIZE=BLOCK_SIZE,
-        WIDE_INDEX=_needs_wide_index(n_rows * max(rows_in.stride(0), 2 * n_cols)),
+        WIDE_INDEX=needs_int64_offsets(n_rows * max(rows_in.stride(0), 2 * n_cols)),
         num_warps=NUM_WARPS,
     )
     return out

@@ -36,7 +36,7 @@ import math
 
 import torch
 
-from inferlab.kernels._launch import prepare_out, require_same_shape, validate
+from inferlab.kernels._launch import needs_int64_offsets, prepare_out, require_same_shape, validate
 from inferlab.kernels._triton import tl, triton
 from inferlab.kernels.device import select_backend
 from inferlab.kernels.softmax import as_rows, row_num_warps
@@ -91,12 +91,18 @@ def _rmsnorm_kernel(
     HAS_RESIDUAL: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
     ROUND_BY_HAND: tl.constexpr,  # True under the interpreter, see _round
+    WIDE_INDEX: tl.constexpr,  # int64 row offsets, only where row * stride can pass 2**31
 ):
-    row = tl.program_id(axis=0).to(tl.int64)  # int64: row * stride can pass 2**31
+    row = tl.program_id(axis=0)
+    if WIDE_INDEX:
+        row = row.to(tl.int64)
     offs_n = tl.arange(0, BLOCK_SIZE)
     mask = offs_n < n_cols
     # masked lanes read 0: they add nothing to the sum of squares and are never stored
     x = tl.load(x_ptr + row * stride_x_row + offs_n, mask=mask, other=0.0).to(tl.float32)
+    # Issued before the reduction so its latency overlaps x's: at decode (a few rows) the kernel
+    # is a chain of memory round trips, not a bandwidth problem.
+    weight = tl.load(weight_ptr + offs_n, mask=mask, other=0.0).to(tl.float32)
     if HAS_RESIDUAL:
         residual = tl.load(residual_ptr + row * stride_residual_row + offs_n, mask=mask, other=0.0)
         h = _round(x + residual.to(tl.float32), residual_out_ptr.dtype.element_ty, ROUND_BY_HAND)
@@ -104,7 +110,6 @@ def _rmsnorm_kernel(
         x = h.to(tl.float32)  # normalize what was stored, as the unfused layer would
     mean_sq = tl.sum(x * x, axis=0) / n_cols
     rstd = tl.rsqrt(mean_sq + eps)
-    weight = tl.load(weight_ptr + offs_n, mask=mask, other=0.0).to(tl.float32)
     normed = _round(x * rstd, out_ptr.dtype.element_ty, ROUND_BY_HAND)  # HF rounds before the weight
     out = _round(normed.to(tl.float32) * weight, out_ptr.dtype.element_ty, ROUND_BY_HAND)
     tl.store(out_ptr + row * stride_out_row + offs_n, out, mask=mask)
@@ -163,6 +168,7 @@ def rmsnorm(
         HAS_RESIDUAL=residual is not None,
         BLOCK_SIZE=block_size,
         ROUND_BY_HAND=select_backend().interpreted,
+        WIDE_INDEX=needs_int64_offsets(n_rows * max(x_rows.stride(0), residual_rows.stride(0), n_cols)),
         num_warps=row_num_warps(block_size),
     )
     return result
