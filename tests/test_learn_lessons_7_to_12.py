@@ -80,64 +80,88 @@ INDEPENDENT: dict[int, dict[str, object]] = {
         "ideal-speedup-m1": _gate_proj_time_us(1, 16) / _gate_proj_time_us(1, NF4_DOUBLE_BITS),
         "ideal-speedup-m128": _gate_proj_time_us(128, 16) / _gate_proj_time_us(128, NF4_DOUBLE_BITS),
     },
+    9: {
+        "score-gib": 4096 * 4096 * 32 * 2 / 2**30,
+        "attention-gflop": 2 * (2 * 4096 * 4096 * 128) * 32 / 1e9,  # QK^T and PV, 2*S*S*D each
+        "causal-tiles": sum(range(1, 4096 // 128 + 1)),  # row i of tiles has i + 1 tiles
+        "gqa-head": 13 // 4,
+    },
 }
 
 
 # ---------------------------------------------------------------- measured numbers quoted
-def _bench_row(name: str, kernel: str, shape: str, provider: str) -> dict:
+CEILINGS = "20261126T214305Z-bench.json"  # ceilings of the H200 run the lessons cite
+KERNELS = "20261126T214426Z-bench.json"  # nf4_dequantize and rope on that H200
+NF4_SHAPE, ROPE_SHAPE = "llama-3-8b:14336x4096", "llama-3-8b:1x4096x32x8x128"
+
+
+def _result(name: str, *where: str) -> object:
+    """A value of a committed result file: `("ceilings", key, ...)`, `("environment", key, ...)`
+    or `("row", kernel, shape, provider, key, ...)`."""
     data = json.loads((REPO / "benchmarks" / "results" / name).read_text())
-    (row,) = [
-        r for r in data["rows"] if (r["kernel"], r["shape"], r["provider"]) == (kernel, shape, provider)
-    ]
-    return row
-
-
-def _ceiling(name: str, *keys: str) -> float:
-    value = json.loads((REPO / "benchmarks" / "results" / name).read_text())["ceilings"]
-    for key in keys:
+    if where[0] == "row":
+        kernel, shape, provider, *where = where[1:]
+        (value,) = [
+            r for r in data["rows"] if (r["kernel"], r["shape"], r["provider"]) == (kernel, shape, provider)
+        ]
+    else:
+        value = data
+    for key in where:
         value = value[key]
     return value
 
 
-CEILINGS, NF4_RUN, NF4_SHAPE = (
-    "20261126T214305Z-bench.json",
-    "20261126T214426Z-bench.json",
-    "llama-3-8b:14336x4096",
-)
-
-
-def _nf4(provider: str, *keys: str) -> float:
-    value = _bench_row(NF4_RUN, "nf4_dequantize", NF4_SHAPE, provider)
-    for key in keys:
-        value = value[key]
-    return value
-
-
-# (lesson, the number as the lesson prints it, its format, where it comes from)
-MEASURED: list[tuple[int, str, str, object]] = [
-    *[(n, "4178.76", ".2f", lambda: _ceiling(CEILINGS, "copy_gbps")) for n in (8,)],
-    *[(n, "668.76", ".2f", lambda: _ceiling(CEILINGS, "matmul_tflops", "bfloat16")) for n in (8,)],
-    (8, "4309.12", ".2f", lambda: _ceiling(CEILINGS, "read2_write1_gbps")),
-    (8, "40.30", ".2f", lambda: _nf4("inferlab", "cold_us", "median")),
-    (8, "71.35", ".2f", lambda: _nf4("bitsandbytes", "cold_us", "median")),
-    (8, "1.771", ".3f", lambda: _nf4("inferlab", "speedups", "bitsandbytes", "value")),
-    (8, "1.769", ".3f", lambda: _nf4("inferlab", "speedups", "bitsandbytes", "ci_low")),
-    (8, "1.777", ".3f", lambda: _nf4("inferlab", "speedups", "bitsandbytes", "ci_high")),
-    (8, "3666", ".0f", lambda: _nf4("inferlab", "rate", "value")),
-    (8, "85", ".0f", lambda: 100 * _nf4("inferlab", "rate", "fraction_of_ceiling")),
+# (lesson, the number as the lesson prints it, its format, (file, where in it), scale)
+MEASURED: list[tuple[int, str, str, tuple, float]] = [
+    *[(n, "4178.76", ".2f", (CEILINGS, "ceilings", "copy_gbps"), 1) for n in (8, 9)],
+    *[(n, "668.76", ".2f", (CEILINGS, "ceilings", "matmul_tflops", "bfloat16"), 1) for n in (8, 9)],
+    (8, "4309.12", ".2f", (CEILINGS, "ceilings", "read2_write1_gbps"), 1),
+    (8, "60", ".0f", (CEILINGS, "environment", "gpu", "l2_bytes"), 2**-20),
+    (8, "40.30", ".2f", (KERNELS, "row", "nf4_dequantize", NF4_SHAPE, "inferlab", "cold_us", "median"), 1),
     (
         8,
-        "60",
-        ".0f",
-        lambda: (
-            json.loads((REPO / "benchmarks/results" / CEILINGS).read_text())["environment"]["gpu"]["l2_bytes"]
-            / 2**20
-        ),
+        "71.35",
+        ".2f",
+        (KERNELS, "row", "nf4_dequantize", NF4_SHAPE, "bitsandbytes", "cold_us", "median"),
+        1,
     ),
+    *[
+        (
+            8,
+            text,
+            ".3f",
+            (KERNELS, "row", "nf4_dequantize", NF4_SHAPE, "inferlab", "speedups", "bitsandbytes", k),
+            1,
+        )
+        for text, k in (("1.771", "value"), ("1.769", "ci_low"), ("1.777", "ci_high"))
+    ],
+    (8, "3666", ".0f", (KERNELS, "row", "nf4_dequantize", NF4_SHAPE, "inferlab", "rate", "value"), 1),
+    (
+        8,
+        "85",
+        ".0f",
+        (KERNELS, "row", "nf4_dequantize", NF4_SHAPE, "inferlab", "rate", "fraction_of_ceiling"),
+        100,
+    ),
+    *[
+        (9, text, ".2f", (KERNELS, "row", "rope", ROPE_SHAPE, provider, "cold_us", "median"), 1)
+        for provider, text in (("inferlab", "22.05"), ("torch", "263.54"), ("torch.compile", "26.98"))
+    ],
+    *[
+        (9, text, ".3f", (KERNELS, "row", "rope", ROPE_SHAPE, "inferlab", "speedups", "torch.compile", k), 1)
+        for text, k in (("1.224", "value"), ("1.221", "ci_low"), ("1.228", "ci_high"))
+    ],
+    (9, "91", ".0f", (KERNELS, "row", "rope", ROPE_SHAPE, "inferlab", "rate", "fraction_of_ceiling"), 100),
 ]
 
 # Text each diagram must hold, computed here: a number drawn by hand must match the math.
 DIAGRAM_TEXT: dict[int, list[str]] = {
+    9: [
+        f"visits {sum(range(1, 9))} of {8 * 8}",
+        "α = exp(m - m_new)",
+        "acc = α·acc + P V_j",
+        "O_i = acc / l",
+    ],
     8: [
         "copy bandwidth 4178.76 GB/s",
         "bf16 matmul 668.76 TFLOP/s",
@@ -148,8 +172,10 @@ DIAGRAM_TEXT: dict[int, list[str]] = {
 }
 
 
-def _quoted(lesson: curriculum.Lesson) -> list[tuple[str, str, object]]:
-    return [(text, fmt, get) for n, text, fmt, get in MEASURED if n == lesson.number]
+def _quoted(lesson: curriculum.Lesson) -> list[tuple[str, str, float]]:
+    return [
+        (text, fmt, _result(*where) * scale) for n, text, fmt, where, scale in MEASURED if n == lesson.number
+    ]
 
 
 # ---------------------------------------------------------------- the lesson
@@ -267,8 +293,8 @@ def test_cited_files_exist(lesson):
 
 def test_measured_numbers_match_the_committed_results(lesson):
     md = render.to_markdown(lesson) + lesson.file("quiz.yaml").read_text(encoding="utf-8")
-    for text, fmt, get in _quoted(lesson):
-        assert format(get(), fmt) == text, (text, get())
+    for text, fmt, value in _quoted(lesson):
+        assert format(value, fmt) == text, (text, value)
         assert text in md, text
 
 
