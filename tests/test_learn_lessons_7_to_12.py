@@ -51,6 +51,8 @@ LINEAR_PARAMS = LAYERS * (
     + 3 * HIDDEN * INTER  # gate, up, down
 )
 ALL_PARAMS = LINEAR_PARAMS + LAYERS * 2 * HIDDEN + HIDDEN + 2 * VOCAB * HIDDEN
+KV_TOKEN_BYTES = 2 * LAYERS * KV_HEADS * HEAD_DIM * 2  # K and V, every layer, bf16
+DECODE_WEIGHT_BYTES = (ALL_PARAMS - VOCAB * HIDDEN) * 2  # a decode step reads one embedding row
 NF4_DOUBLE_BITS = Fraction(4) + Fraction(8, 64) + Fraction(32, 64 * 256)
 # the first two entries of bitsandbytes' get_4bit_type("nf4"), typed from its source
 NF4_FIRST_TWO = (-1.0, -0.6961928009986877)
@@ -85,6 +87,13 @@ INDEPENDENT: dict[int, dict[str, object]] = {
         "attention-gflop": 2 * (2 * 4096 * 4096 * 128) * 32 / 1e9,  # QK^T and PV, 2*S*S*D each
         "causal-tiles": sum(range(1, 4096 // 128 + 1)),  # row i of tiles has i + 1 tiles
         "gqa-head": 13 // 4,
+    },
+    10: {
+        "kv-kib-per-token": 2 * LAYERS * KV_HEADS * HEAD_DIM * 2 / 1024,
+        "kv-read-per-step": 4096 * KV_TOKEN_BYTES / 2**20,
+        "slot-of-token": 4 * 16 + 5,  # token 37: logical block 2 -> physical 4, offset 5
+        "wasted-slots": 63 * 16 - 1000,  # 63 blocks of 16 hold 1008 slots
+        "kv-equals-weights": DECODE_WEIGHT_BYTES / (4096 * KV_TOKEN_BYTES),
     },
 }
 
@@ -151,11 +160,19 @@ MEASURED: list[tuple[int, str, str, tuple, float]] = [
         (9, text, ".3f", (KERNELS, "row", "rope", ROPE_SHAPE, "inferlab", "speedups", "torch.compile", k), 1)
         for text, k in (("1.224", "value"), ("1.221", "ci_low"), ("1.228", "ci_high"))
     ],
+    (10, "150109880320", "d", (CEILINGS, "environment", "gpu", "memory_bytes"), 1),
     (9, "91", ".0f", (KERNELS, "row", "rope", ROPE_SHAPE, "inferlab", "rate", "fraction_of_ceiling"), 100),
 ]
 
 # Text each diagram must hold, computed here: a number drawn by hand must match the math.
 DIAGRAM_TEXT: dict[int, list[str]] = {
+    10: [
+        "sequence A: 37 tokens",
+        f"waste {3 * 16 - 37} slots",
+        f"waste {2 * 16 - 20} slots",
+        f"slot {4 * 16 + 36 % 16}",
+        "block_table[A] =",
+    ],
     9: [
         f"visits {sum(range(1, 9))} of {8 * 8}",
         "α = exp(m - m_new)",

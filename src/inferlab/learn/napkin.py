@@ -334,6 +334,12 @@ def kv_slots_wasted(tokens: int, block_size: int) -> int:
     return cdiv(tokens, block_size) * block_size - tokens
 
 
+def paged_slot(physical_block: int, token: int, block_size: int) -> int:
+    """Slot of token `token` in the KV pool, given the physical block its logical block
+    (token // block_size) maps to: physical_block * block_size + token % block_size."""
+    return physical_block * block_size + token % block_size
+
+
 def decode_attention_intensity(heads: int, kv_heads: int, bytes_per_element: int) -> Number:
     """FLOP per byte of cached K and V that one decode step's attention reads: each cached row
     (D elements) serves heads / kv_heads query heads, 2 * D FLOPs each (q.k, or p * v)."""
@@ -426,6 +432,7 @@ COMPUTATIONS: dict[str, Callable[..., object]] = {
         causal_tiles,
         kv_bytes_per_token,
         kv_slots_wasted,
+        paged_slot,
         decode_attention_intensity,
         sequences_that_fit,
         decode_step_ms,
