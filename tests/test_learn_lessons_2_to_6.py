@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SVG = "{http://www.w3.org/2000/svg}"
 
-LESSONS = {2: "memory-roofline", 3: "elementwise-fusion", 4: "softmax-reductions"}
+LESSONS = {2: "memory-roofline", 3: "elementwise-fusion", 4: "softmax-reductions", 5: "rmsnorm-residual"}
 
 # ---------------------------------------------------------------- independent computations
 # Measured inputs (from the committed results, checked against them in MEASURED below).
@@ -64,6 +64,11 @@ INDEPENDENT: dict[int, dict[str, object]] = {
         "split-programs": -(-128256 // 4096),
         "one-pass-floor-us": 2 * 2 * 16384 * 8192 / 4178.76e9 * 1e6,
     },
+    5: {
+        "fused-bytes-per-element": (2 + 2) * 2,  # read x, residual; write h, out
+        "fusion-predicted-speedup": Fraction(3 + 2, 4),  # add (3) + norm (2) against 4 accesses
+        "residual-floor-us": 4 * 2 * 16384 * 4096 / 4178.76e9 * 1e6,
+    },
 }
 
 SWIGLU_RUN, PREFILL = "20261126T214639Z-bench.json", "llama-3-8b:8192x14336"
@@ -72,6 +77,11 @@ SOFTMAX_SCORES = [("inferlab", "131.56"), ("inferlab", "131.6"), ("torch.compile
 SOFTMAX_SCORES += [("torch.compile", "307.8"), ("torch", "500.0"), ("liger", "129.26"), ("liger", "129.3")]
 SOFTMAX_DECODE_1 = [("inferlab", "4.15"), ("torch.compile", "9.58"), ("torch", "33.8")]
 SOFTMAX_DECODE_32 = [("inferlab", "9.76"), ("torch.compile", "16.6"), ("torch", "35.0")]
+NORM_RUN, NORM_PREFILL = "20261126T214426Z-bench.json", "llama-3-8b:16384x4096"
+RMSNORM_PREFILL = [("inferlab", "66.77"), ("inferlab", "66.8"), ("torch", "840.77"), ("torch", "840.8")]
+RMSNORM_PREFILL += [("torch.compile", "75.25"), ("torch.compile", "75.2"), ("liger", "66.3")]
+RESIDUAL_PREFILL = [("inferlab", "132.33"), ("inferlab", "132.3"), ("torch", "932.4")]
+RESIDUAL_PREFILL += [("torch.compile", "134.91"), ("torch.compile", "134.9"), ("liger", "132.7")]
 
 # Numbers a lesson states about things this repository measured: (file in benchmarks/results,
 # where in it, how the lesson writes it). `where` is ("ceilings", key...) or a benchmark row
@@ -120,6 +130,16 @@ MEASURED: dict[int, list[tuple[str, tuple, str]]] = {
         *[(SOFTMAX_RUN, ("softmax", "llama-3-8b:1x128256", p), q) for p, q in SOFTMAX_DECODE_1],
         *[(SOFTMAX_RUN, ("softmax", "llama-3-8b:32x128256", p), q) for p, q in SOFTMAX_DECODE_32],
     ],
+    5: [
+        ("20261126T214305Z-bench.json", ("ceilings", "copy_gbps"), "4178.76"),
+        ("20261126T214305Z-bench.json", ("ceilings", "copy_gbps"), "4179"),
+        ("20261126T214305Z-bench.json", ("add", "llama-3-8b:16384x4096", "inferlab"), "94.10"),
+        ("20261126T214305Z-bench.json", ("add", "llama-3-8b:16384x4096", "inferlab"), "94.1"),
+        *[(NORM_RUN, ("rmsnorm", NORM_PREFILL, p), q) for p, q in RMSNORM_PREFILL],
+        *[(NORM_RUN, ("rmsnorm_residual", NORM_PREFILL, p), q) for p, q in RESIDUAL_PREFILL],
+        (NORM_RUN, ("rmsnorm", "llama-3-8b:1x4096", "inferlab"), "2.35"),
+        (NORM_RUN, ("rmsnorm", "llama-3-8b:1x4096", "torch"), "15.2"),
+    ],
 }
 
 # Text each diagram must hold, computed here: a number drawn by hand must match the math.
@@ -137,6 +157,16 @@ DIAGRAM_TEXT: dict[int, list[str]] = {
         f"chunks of {source.constant('inferlab.kernels.softmax:SPLIT_BLOCK_SIZE')}: one program each",
         f"fewer than {source.constant('inferlab.kernels.softmax:SPLIT_MAX_ROWS')} of them",
         "l = l · e^(m − m_new) + Σ e^(x − m_new)",
+    ],
+    5: [
+        f"{(2 + 2 + 2) + (2 + 4) + (4 + 4) + 4 + (4 + 4) + (4 + 2) + (2 + 2)} B",  # eager, as in the lesson
+        f"{3 * 2 + 2 * 2} B",
+        f"{4 * 2} B",
+        f"{94.10 + 66.77:.1f} µs",
+        "932.4 µs",
+        "132.3 µs",
+        "3 + 2 = 5 accesses per element",
+        "2 reads + 2 writes = 4 accesses per element",
     ],
 }
 
