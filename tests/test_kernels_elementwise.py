@@ -8,7 +8,6 @@ import torch
 from inferlab.kernels import REGISTRY, get_spec
 from inferlab.kernels.elementwise import (
     ADD_SPEC,
-    BLOCK_SIZE,
     SWIGLU_FUSED_SPEC,
     SWIGLU_SPEC,
     add,
@@ -126,10 +125,11 @@ def test_int64_offsets_only_where_32_bits_overflow(monkeypatch):
     assert not _launch.needs_int64_offsets(14336 * 8192)  # Llama-3-8B prefill activation: 32 bits
     assert _launch.needs_int64_offsets(2**31)
     assert not _launch.needs_int64_offsets(2**31 - 1)
-    # the launchers ask with the largest offset their kernel computes
+    # rmsnorm asks with the largest row offset its kernel computes (rows x row stride)
+    from inferlab.kernels.rmsnorm import rmsnorm
+
     asked = []
-    monkeypatch.setattr(
-        "inferlab.kernels.elementwise.needs_int64_offsets", lambda n: asked.append(n) or False
-    )
-    swiglu(torch.randn(3, 1000), torch.randn(3, 1000))
-    assert asked == [3000 + BLOCK_SIZE]
+    monkeypatch.setattr("inferlab.kernels.rmsnorm.needs_int64_offsets", lambda n: asked.append(n) or False)
+    x = torch.randn(3, 1000) if not torch.cuda.is_available() else torch.randn(3, 1000, device="cuda")
+    rmsnorm(x, torch.ones(1000, device=x.device))
+    assert asked == [3 * 1000]

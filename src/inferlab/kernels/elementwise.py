@@ -36,13 +36,7 @@ import math
 
 import torch
 
-from inferlab.kernels._launch import (
-    needs_int64_offsets,
-    prepare_out,
-    require_contiguous,
-    require_same_shape,
-    validate,
-)
+from inferlab.kernels._launch import prepare_out, require_contiguous, require_same_shape, validate
 from inferlab.kernels._triton import tl, triton
 from inferlab.kernels.spec import BenchShape, KernelSpec, Shape, random_tensor
 
@@ -85,10 +79,8 @@ def _silu_mul(gate, up, out_dtype: tl.constexpr):
 
 
 @triton.jit
-def _swiglu_kernel(gate_ptr, up_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr, WIDE_INDEX: tl.constexpr):
-    block_start = tl.program_id(axis=0) * BLOCK_SIZE
-    if WIDE_INDEX:  # int64 only where pid * BLOCK_SIZE can pass 2**31: 32-bit math is cheaper
-        block_start = tl.program_id(axis=0).to(tl.int64) * BLOCK_SIZE
+def _swiglu_kernel(gate_ptr, up_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    block_start = tl.program_id(axis=0).to(tl.int64) * BLOCK_SIZE
     offsets = block_start + tl.arange(0, BLOCK_SIZE)
     out_dtype = out_ptr.dtype.element_ty
     if block_start + BLOCK_SIZE <= n_elements:
@@ -105,22 +97,13 @@ def _swiglu_kernel(gate_ptr, up_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constex
 
 @triton.jit
 def _swiglu_fused_kernel(
-    gate_up_ptr,
-    out_ptr,
-    n_cols,
-    n_col_blocks,
-    stride_in_row,
-    stride_out_row,
-    BLOCK_SIZE: tl.constexpr,
-    WIDE_INDEX: tl.constexpr,
+    gate_up_ptr, out_ptr, n_cols, n_col_blocks, stride_in_row, stride_out_row, BLOCK_SIZE: tl.constexpr
 ):
     # A 1-D grid walked row by row: consecutive programs read consecutive column blocks of one
     # row, so DRAM sees two long streams (gate and up). A 2-D grid with the row on axis 0 sent
     # neighbouring programs to rows 56 KB apart and ran 5% slower at 8192x14336 (H200 sweep).
     pid = tl.program_id(axis=0)
-    row = pid // n_col_blocks
-    if WIDE_INDEX:  # int64 only where row * stride can pass 2**31
-        row = row.to(tl.int64)
+    row = (pid // n_col_blocks).to(tl.int64)  # int64: row * stride can pass 2**31
     cols = (pid % n_col_blocks) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     mask = cols < n_cols
     gate = tl.load(gate_up_ptr + row * stride_in_row + cols, mask=mask, other=0.0)
@@ -130,7 +113,7 @@ def _swiglu_fused_kernel(
 
 
 # ---------------------------------------------------------------- launchers
-def _launch_binary(kernel, a_name: str, a: torch.Tensor, b_name: str, b: torch.Tensor, out, **constexprs):
+def _launch_binary(kernel, a_name: str, a: torch.Tensor, b_name: str, b: torch.Tensor, out):
     validate({a_name: a, b_name: b})
     require_same_shape(**{a_name: a, b_name: b})
     require_contiguous(**{a_name: a, b_name: b})
@@ -139,7 +122,7 @@ def _launch_binary(kernel, a_name: str, a: torch.Tensor, b_name: str, b: torch.T
     if n == 0:
         return out
     grid = (triton.cdiv(n, BLOCK_SIZE),)  # one program per BLOCK_SIZE elements, rounded up
-    kernel[grid](a, b, out, n, BLOCK_SIZE=BLOCK_SIZE, num_warps=NUM_WARPS, **constexprs)
+    kernel[grid](a, b, out, n, BLOCK_SIZE=BLOCK_SIZE, num_warps=NUM_WARPS)
     return out
 
 
@@ -150,8 +133,7 @@ def add(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> to
 
 def swiglu(gate: torch.Tensor, up: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """gate: [..., I], up: [..., I] -> silu(gate) * up, fp32 math, gate's dtype out."""
-    wide = needs_int64_offsets(gate.numel() + BLOCK_SIZE)  # the last block overhangs n
-    return _launch_binary(_swiglu_kernel, "gate", gate, "up", up, out, WIDE_INDEX=wide)
+    return _launch_binary(_swiglu_kernel, "gate", gate, "up", up, out)
 
 
 def swiglu_fused(gate_up: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -181,7 +163,6 @@ def swiglu_fused(gate_up: torch.Tensor, out: torch.Tensor | None = None) -> torc
         rows_in.stride(0),
         n_cols,
         BLOCK_SIZE=BLOCK_SIZE,
-        WIDE_INDEX=needs_int64_offsets(n_rows * max(rows_in.stride(0), 2 * n_cols)),
         num_warps=NUM_WARPS,
     )
     return out
