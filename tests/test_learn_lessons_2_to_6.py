@@ -30,7 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SVG = "{http://www.w3.org/2000/svg}"
 
-LESSONS = {2: "memory-roofline", 3: "elementwise-fusion", 4: "softmax-reductions", 5: "rmsnorm-residual"}
+LESSONS = {
+    2: "memory-roofline",
+    3: "elementwise-fusion",
+    4: "softmax-reductions",
+    5: "rmsnorm-residual",
+    6: "matmul-tiling",
+}
 
 # ---------------------------------------------------------------- independent computations
 # Measured inputs (from the committed results, checked against them in MEASURED below).
@@ -68,6 +74,14 @@ INDEPENDENT: dict[int, dict[str, object]] = {
         "fused-bytes-per-element": (2 + 2) * 2,  # read x, residual; write h, out
         "fusion-predicted-speedup": Fraction(3 + 2, 4),  # add (3) + norm (2) against 4 accesses
         "residual-floor-us": 4 * 2 * 16384 * 4096 / 4178.76e9 * 1e6,
+    },
+    6: {
+        "prefill-flops": 2 * 8192 * 14336 * 4096,
+        "decode-intensity": Fraction(2 * 14336 * 4096, 2 * (4096 + 4096 * 14336 + 14336)),
+        "tile-intensity": Fraction(2 * 128 * 128, 2 * (128 + 128)),
+        "grouped-blocks": 9 * (3 + 3),  # 3 A row-panels and 3 B column-panels, 9 blocks deep
+        "grouped-pid-n": 10 // 3,  # ids run down the group's 3 rows: 9, 10, 11 are column 3
+        "stage-smem": 4 * (128 * 64 + 64 * 256) * 2,
     },
 }
 
@@ -141,6 +155,13 @@ MEASURED: dict[int, list[tuple[str, tuple, str]]] = {
         ("20261126T220930Z-bench.json", ("rmsnorm", "llama-3-8b:1x4096", "torch"), "14.9"),
         ("20261126T220930Z-bench.json", ("rmsnorm", "llama-3-8b:1x4096", "inferlab"), "2.04"),
     ],
+    6: [
+        ("20261126T214305Z-bench.json", ("ceilings", "matmul_tflops", "bfloat16"), "668.76"),
+        ("20261126T214305Z-bench.json", ("ceilings", "matmul_tflops", "bfloat16"), "669"),
+        ("20261126T214305Z-bench.json", ("ceilings", "matmul_tflops", "float16"), "640"),
+        ("20261126T214305Z-bench.json", ("ceilings", "datasheet", "matmul_tflops"), "989"),
+        ("20261126T214305Z-bench.json", ("ceilings", "copy_gbps"), "4178.76"),
+    ],
 }
 
 # Text each diagram must hold, computed here: a number drawn by hand must match the math.
@@ -168,6 +189,12 @@ DIAGRAM_TEXT: dict[int, list[str]] = {
         "132.3 µs",
         "3 + 2 = 5 accesses per element",
         "2 reads + 2 writes = 4 accesses per element",
+    ],
+    6: [
+        f"9 blocks each: {9 * (1 + 9)} blocks",
+        f"9 blocks each: {9 * (3 + 3)} blocks",
+        "acc += tl.dot(a, b)",
+        "grouped, GROUP_SIZE_M = 3",
     ],
 }
 
