@@ -69,6 +69,20 @@ def _gate_proj_time_us(tokens: int, weight_bits) -> float:
     return max(flops / (BF16_TFLOPS * 1e12), nbytes / (COPY_GBPS * 1e9)) * 1e6
 
 
+def _decode_step_s(batch: int, context: int = 4096) -> float:
+    """Llama-3-8B bf16 decode step floor: weights once, each sequence's KV cache, batch tokens."""
+    traffic = DECODE_WEIGHT_BYTES + batch * context * KV_TOKEN_BYTES
+    flops = batch * 2 * (ALL_PARAMS - VOCAB * HIDDEN)
+    return max(traffic / (COPY_GBPS * 1e9), flops / (BF16_TFLOPS * 1e12))
+
+
+def _ttft_s(prompt: int = 4096) -> float:
+    """Prefill floor: 2 FLOPs per matmul weight per token, plus causal attention in every layer."""
+    linear = 2 * (ALL_PARAMS - VOCAB * HIDDEN) * prompt
+    attention = LAYERS * 2 * (2 * prompt * prompt * HEAD_DIM) * HEADS / 2
+    return (linear + attention) / (BF16_TFLOPS * 1e12)
+
+
 INDEPENDENT: dict[int, dict[str, object]] = {
     7: {
         "bits-nf4-double": NF4_DOUBLE_BITS,
@@ -100,12 +114,20 @@ INDEPENDENT: dict[int, dict[str, object]] = {
         "decode-ceiling": COPY_GBPS * 1e9 / (ALL_PARAMS * 2),
         "prefill-floor": 2 * (ALL_PARAMS - VOCAB * HIDDEN) * 4096 / (BF16_TFLOPS * 1e12) * 1e3,
     },
+    12: {
+        "cost-batch1": 3 / (3600 / _decode_step_s(1)) * 1e6,
+        "tpot-batch64": _decode_step_s(64) * 1e3,
+        "launch-overhead": 103.25 - 39.71,
+        "e2e-floor": (_ttft_s() + 255 * _decode_step_s(1)) * 1e3,
+    },
 }
 
 
 # ---------------------------------------------------------------- measured numbers quoted
 CEILINGS = "20261126T214305Z-bench.json"  # ceilings of the H200 run the lessons cite
 KERNELS = "20261126T214426Z-bench.json"  # nf4_dequantize and rope on that H200
+RUN_B = "20261126T214639Z-bench.json"  # the second run, minutes later, for the run-to-run comparison
+COMPARISON = "20261126T214639Z-compare-with-214305Z.txt"
 NF4_SHAPE, ROPE_SHAPE = "llama-3-8b:14336x4096", "llama-3-8b:1x4096x32x8x128"
 
 
@@ -127,8 +149,8 @@ def _result(name: str, *where: str) -> object:
 
 # (lesson, the number as the lesson prints it, its format, (file, where in it), scale)
 MEASURED: list[tuple[int, str, str, tuple, float]] = [
-    *[(n, "4178.76", ".2f", (CEILINGS, "ceilings", "copy_gbps"), 1) for n in (8, 9, 11)],
-    *[(n, "668.76", ".2f", (CEILINGS, "ceilings", "matmul_tflops", "bfloat16"), 1) for n in (8, 9, 11)],
+    *[(n, "4178.76", ".2f", (CEILINGS, "ceilings", "copy_gbps"), 1) for n in (8, 9, 11, 12)],
+    *[(n, "668.76", ".2f", (CEILINGS, "ceilings", "matmul_tflops", "bfloat16"), 1) for n in (8, 9, 11, 12)],
     (8, "4309.12", ".2f", (CEILINGS, "ceilings", "read2_write1_gbps"), 1),
     (8, "60", ".0f", (CEILINGS, "environment", "gpu", "l2_bytes"), 2**-20),
     (8, "40.30", ".2f", (KERNELS, "row", "nf4_dequantize", NF4_SHAPE, "inferlab", "cold_us", "median"), 1),
@@ -165,12 +187,67 @@ MEASURED: list[tuple[int, str, str, tuple, float]] = [
         (9, text, ".3f", (KERNELS, "row", "rope", ROPE_SHAPE, "inferlab", "speedups", "torch.compile", k), 1)
         for text, k in (("1.224", "value"), ("1.221", "ci_low"), ("1.228", "ci_high"))
     ],
-    (10, "150109880320", "d", (CEILINGS, "environment", "gpu", "memory_bytes"), 1),
+    *[(n, "150109880320", "d", (CEILINGS, "environment", "gpu", "memory_bytes"), 1) for n in (10, 12)],
+    *[
+        (12, text, ".2f", (KERNELS, "row", "nf4_dequantize", NF4_SHAPE, provider, *key), 1)
+        for provider, key, text in (
+            ("inferlab", ("cold_us", "median"), "40.30"),
+            ("inferlab", ("warm_us", "median"), "39.71"),
+            ("inferlab", ("eager_us",), "103.25"),
+            ("inferlab", ("launch_overhead_us",), "63.53"),
+            ("bitsandbytes", ("cold_us", "median"), "71.35"),
+            ("bitsandbytes", ("warm_us", "median"), "71.85"),
+            ("bitsandbytes", ("eager_us",), "79.52"),
+        )
+    ],
+    (
+        12,
+        "1.771",
+        ".3f",
+        (KERNELS, "row", "nf4_dequantize", NF4_SHAPE, "inferlab", "speedups", "bitsandbytes", "value"),
+        1,
+    ),
+    (12, "60", ".0f", (CEILINGS, "environment", "gpu", "l2_bytes"), 2**-20),
+    *[
+        (12, text, ".2f", (run, "row", kernel, shape, provider, "cold_us", "median"), 1)
+        for run, kernel, shape, provider, text in (
+            (CEILINGS, "swiglu_fused", "llama-3-8b:8192x14336", "torch.compile", "164.21"),
+            (RUN_B, "swiglu_fused", "llama-3-8b:8192x14336", "torch.compile", "162.14"),
+            (CEILINGS, "add", "llama-3-8b:16384x4096", "torch.compile", "93.94"),
+            (RUN_B, "add", "llama-3-8b:16384x4096", "torch.compile", "94.81"),
+            (CEILINGS, "swiglu", "llama-3-8b:64x14336", "inferlab", "3.17"),
+            (RUN_B, "swiglu", "llama-3-8b:64x14336", "inferlab", "3.31"),
+            (CEILINGS, "swiglu_fused", "llama-3-8b:8192x14336", "inferlab", "171.54"),
+            (RUN_B, "swiglu_fused", "llama-3-8b:8192x14336", "inferlab", "162.42"),
+        )
+    ],
+    *[
+        (
+            12,
+            text,
+            ".3f",
+            (run, "row", "swiglu", "llama-3-8b:64x14336", "inferlab", "speedups", "torch.compile", k),
+            1,
+        )
+        for run, k, text in (
+            (CEILINGS, "value", "1.035"),
+            (CEILINGS, "ci_low", "1.032"),
+            (CEILINGS, "ci_high", "1.043"),
+            (RUN_B, "value", "1.020"),
+            (RUN_B, "ci_low", "1.013"),
+            (RUN_B, "ci_high", "1.040"),
+        )
+    ],
     (9, "91", ".0f", (KERNELS, "row", "rope", ROPE_SHAPE, "inferlab", "rate", "fraction_of_ceiling"), 100),
 ]
 
 # Text each diagram must hold, computed here: a number drawn by hand must match the math.
 DIAGRAM_TEXT: dict[int, list[str]] = {
+    12: [
+        f"TTFT ≥ {_ttft_s() * 1e3:.1f} ms",
+        f"TPOT ≥ {_decode_step_s(1) * 1e3:.2f} ms",
+        "TTFT + (n - 1) × TPOT",
+    ],
     11: ["N: u64, little-endian", "file offset 8 + N", f"[0, {14336 * 4096 * 2}]", "14336 × 4096 × 2 bytes"],
     10: [
         "sequence A: 37 tokens",
@@ -315,10 +392,19 @@ def test_cited_files_exist(lesson):
 
 
 def test_measured_numbers_match_the_committed_results(lesson):
-    md = render.to_markdown(lesson) + lesson.file("quiz.yaml").read_text(encoding="utf-8")
+    md = lesson.body + render.to_markdown(lesson) + lesson.file("quiz.yaml").read_text(encoding="utf-8")
     for text, fmt, value in _quoted(lesson):
         assert format(value, fmt) == text, (text, value)
         assert text in md, text
+
+
+def test_the_run_to_run_comparison_lesson_12_quotes_is_the_committed_one():
+    """Lesson 12 reads its A/B times from the two runs; the committed comparison shows the same."""
+    text = (REPO / "benchmarks" / "results" / COMPARISON).read_text(encoding="utf-8")
+    quoted = (("164.21", "162.14", "1.013"), ("93.94", "94.81", "0.991"), ("3.17", "3.31", "0.955"))
+    for a, b, ratio in (*quoted, ("171.54", "162.42", "1.056")):
+        assert re.search(rf"{re.escape(a)}\s*│\s*{re.escape(b)}\s*│\s*{re.escape(ratio)}x", text), (a, b)
+        assert f"{ratio}×" in curriculum.get_lesson(12).body
 
 
 def test_diagram_numbers_match_the_computation(lesson):
