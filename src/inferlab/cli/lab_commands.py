@@ -1,4 +1,4 @@
-"""Lab commands: `init`, `record new|list|show`, `lab reindex|path`.
+"""Lab commands: `init [--adopt]`, `record new|list|show`, `lab reindex|path|mission|glossary|resources`.
 
 Each command parses its options, calls `inferlab.lab` (imported inside the function, so
 `inferlab --help` stays fast) and renders with Rich. User mistakes raise `InferlabError`, which
@@ -25,7 +25,10 @@ record_app = typer.Typer(
     help="Learning records: cold recall, mistakes and corrections, as Markdown notes.",
     no_args_is_help=True,
 )
-lab_app = typer.Typer(help="The lab folder itself: where it is, and its derived index.", no_args_is_help=True)
+lab_app = typer.Typer(
+    help="The lab folder itself: where it is, its derived index, MISSION.md, glossary and sources.",
+    no_args_is_help=True,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +36,11 @@ def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.add_typer(record_app, name="record")
     app.add_typer(lab_app, name="lab")
+    from inferlab.cli import note_commands  # typer only: cheap
+
+    lab_app.command("glossary")(note_commands.lab_glossary)
+    lab_app.command("resources")(note_commands.lab_resources)
+    app.add_typer(note_commands.note_app, name="note")
 
 
 def init(
@@ -40,19 +48,81 @@ def init(
         Path | None,
         typer.Argument(metavar="[DIR]", help="Where to make the lab (default: the per-user lab)."),
     ] = None,
+    adopt: Annotated[
+        bool, typer.Option("--adopt", help="Take an existing /teach-style lab in DIR, in place.")
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="With --adopt: add front matter to every record, no questions."),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --adopt: show what would change, change nothing.")
+    ] = False,
 ) -> None:
     """Make a lab: `lab.toml`, `records/`, `experiments/`, `results/`, `reviews/`.
 
     Refuses a folder that already is a lab; in any other folder, existing files are left alone.
 
-    Example: `inferlab init ~/my-lab`
+    With --adopt, DIR is a lab kept in the /teach layout (MISSION.md, RESOURCES.md, lessons/,
+    reference/, records/ without front matter, experiments/): it reports what it found, adds
+    front matter above each record's unchanged text where you agree (the old file is backed up
+    to records/.backup/), maps each free-text Status line to a status, writes lab.toml where
+    there is none, and reports links that point at nothing. Running it again changes nothing.
+
+    Examples: `inferlab init ~/my-lab` · `inferlab init --adopt ~/teach-lab --dry-run` ·
+    `inferlab init --adopt ~/teach-lab --yes`
     """
+    from inferlab.errors import InferlabError
     from inferlab.lab import init_lab
 
+    if adopt:
+        _adopt(directory, yes=yes, dry_run=dry_run)
+        return
+    if yes or dry_run:
+        raise InferlabError("--yes and --dry-run only go with --adopt")
     lab = init_lab(directory)
     console.print(f"Made a lab at [bold]{_escape(str(lab.root))}[/]", soft_wrap=True)
     hint = "" if directory is None else f" --lab {lab.root}"
     console.print(f"Next: inferlab record new 'What I recalled'{hint}", soft_wrap=True, markup=False)
+
+
+def _adopt(directory: Path | None, *, yes: bool, dry_run: bool) -> None:
+    from inferlab.lab import default_lab_path
+    from inferlab.lab.adopt import add_front_matter, make_lab_marker, plan_adoption, write_bookkeeping
+
+    plan = plan_adoption(directory if directory is not None else default_lab_path())
+    found = ", ".join(f"{n} {noun}{'' if n == 1 else 's'}" for noun, n in plan.counts.items())
+    _say(f"Found in {plan.root}: {found}.")
+    write = "Would write" if dry_run else "Wrote"
+    if not plan.has_lab_toml:
+        if not dry_run:
+            make_lab_marker(plan)
+        _say(f"{write} lab.toml (and records/, experiments/, results/, reviews/ where missing).")
+    for proposal in plan.proposals:
+        name = proposal.path.relative_to(plan.root).as_posix()
+        add = "Would add" if dry_run else "Adding"
+        _say(f"\n{add} this front matter above the first line of {name} (its text stays as it is):")
+        console.print(proposal.front_matter.rstrip("\n"), style="cyan", markup=False, highlight=False)
+        if not proposal.status.known:
+            written = proposal.status.written
+            shown = "no Status line" if written is None else f"Status {written!r} is not one inferlab knows"
+            _warn([f"{name}: {shown}; set to {proposal.status.status}"])
+        if dry_run:
+            continue
+        if yes or typer.confirm(f"Add it to {name}?", default=False):
+            backup = add_front_matter(plan.lab, proposal)
+            _say(f"Added; the file as it was is kept at {backup.relative_to(plan.root).as_posix()}")
+        else:
+            _say(f"Left {name} as it is.")
+    state = [f".inferlab/{n}" for n in plan.bookkeeping] if dry_run else write_bookkeeping(plan.lab, plan)
+    for path in state:
+        _say(f"{write} {path}.")
+    _warn([f"dangling link: {line}" for line in plan.dangling])
+    _warn(plan.problems)
+    if not plan.has_changes:
+        _say(f"Nothing to change: {plan.root} is already adopted.")
+    elif dry_run:
+        _say("Dry run: nothing was changed.")
 
 
 @record_app.command("new")
@@ -166,6 +236,29 @@ def lab_path(lab: LabOption = None) -> None:
     print(Lab.open(lab).root)  # plain print: no Rich wrapping or styling in a path for scripts
 
 
+@lab_app.command("mission")
+def lab_mission(lab: LabOption = None) -> None:
+    """Say whether MISSION.md changed since inferlab last saw it, and what to write if it did.
+
+    A change is answered by a learning record linking `mission:<hash>`; then the prompt stops.
+
+    Example: `inferlab lab mission`
+    """
+    from inferlab.lab import Lab, list_records
+    from inferlab.lab.mission import check_mission
+
+    opened = Lab.open(lab)
+    check = check_mission(opened, list_records(opened)[0])
+    if check.hash is None:
+        _say(f"No MISSION.md in {opened.root}.")
+    elif check.changed:
+        _say(check.prompt() or "")
+    elif check.acknowledged_by is not None:
+        _say(f"MISSION.md changed; record {check.acknowledged_by} says why (mission:{check.short_hash}).")
+    else:
+        _say(f"MISSION.md unchanged since {(check.seen_at or '')[:10]} (mission:{check.short_hash}).")
+
+
 def _body_text(body: str | None, body_file: Path | None) -> str:
     from inferlab.errors import InferlabError
 
@@ -180,6 +273,10 @@ def _body_text(body: str | None, body_file: Path | None) -> str:
     except (OSError, UnicodeDecodeError) as e:
         reason = getattr(e, "strerror", None) or str(e)
         raise InferlabError(f"cannot read the body file {body_file}: {reason}") from None
+
+
+def _say(text: str) -> None:
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
 
 
 def _warn(problems: list[str]) -> None:

@@ -2,7 +2,8 @@
 waiting for a GPU. `inferlab next` shows all of it; `next_step` (printed by `inferlab run`) says
 the one thing to do first.
 
-Nothing here writes to the lab: a corrupt review state is reported (`inferlab review` sets it
+Nothing here writes to the lab (but for `.inferlab/mission.json`, the hash of MISSION.md last
+seen, see `inferlab.lab.mission`): a corrupt review state is reported (`inferlab review` sets it
 aside), and cards the records call for but that do not exist yet count as due now.
 
 A lesson is done once its quiz has been taken (or, for a lesson with no quiz, once any record
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from inferlab.errors import InferlabError
 from inferlab.lab import Lab
 from inferlab.lab.frontmatter import read_document
+from inferlab.lab.mission import mission_prompt
 from inferlab.lab.records import Record, list_records
 from inferlab.learn.curriculum import Lesson, list_lessons
 from inferlab.learn.review import (
@@ -55,6 +57,7 @@ class Due:
     experiments: list[Experiment] = field(default_factory=list)  # waiting for a GPU
     review_problem: str | None = None  # the review state cannot be read
     problems: list[str] = field(default_factory=list)  # unreadable files, one sentence each
+    mission: str | None = None  # MISSION.md changed and no record says why yet
 
 
 def lessons_done(records: list[Record], lessons: list[Lesson]) -> set[int]:
@@ -96,6 +99,7 @@ def what_is_due(lab: Lab, now: datetime | None = None) -> Due:
     records, problems = list_records(lab)
     due.problems += problems
     due.waiting_records = [r for r in records if r.status in WAITING]
+    due.mission = mission_prompt(lab, records)
     lessons = list_lessons()
     done = lessons_done(records, lessons)
     for lesson in lessons:
@@ -135,6 +139,8 @@ def next_step(lab: Lab) -> str:
 def one_line(due: Due, *, gpu: bool = False) -> str:
     if due.review_problem:
         return due.review_problem
+    if due.mission:
+        return due.mission
     if due.waiting_records:
         first = due.waiting_records[0]
         return f"record {first.id} ({first.title!r}) is {first.status}: `inferlab record show {first.id}`"

@@ -24,6 +24,7 @@ from inferlab.lab.records import list_records
 from inferlab.site.benchmarks import TIMED_KINDS, plot_run
 from inferlab.site.experiments import list_experiments
 from inferlab.site.markdown import MarkdownRenderer, code_css, highlight_code
+from inferlab.site.notes import note_views, standalone_problems
 from inferlab.site.output import SiteWriter
 from inferlab.site.pages import LessonPage, Page, SiteData, all_pages
 from inferlab.site.results import load_results, repo_results_dir
@@ -34,6 +35,7 @@ NAV = (
     ("lessons/index.html", "Lessons"),
     ("records/index.html", "Records"),
     ("experiments/index.html", "Experiments"),
+    ("notes/index.html", "Notes"),
     ("benchmarks/index.html", "Benchmarks"),
     ("portfolio.html", "Portfolio"),
 )
@@ -72,6 +74,7 @@ def build_site(lab: Lab, out: Path | None = None, *, repo_results: Path | None |
         writer.discard()
         raise
     problems = data.record_problems + data.experiment_problems + data.result_problems
+    problems += data.note_problems + standalone_problems(data.notes)
     problems += [f"lesson {p.lesson.number}: {p.error}" for p in data.lessons if p.error]
     return BuildReport(out, len(pages), time.perf_counter() - started, problems)
 
@@ -82,7 +85,7 @@ def _gather(lab: Lab, repo_dir: Path | None) -> SiteData:
     records, record_problems = list_records(lab)
     experiments, experiment_problems = list_experiments(lab)
     results, result_problems = load_results(lab, repo_dir)
-    return SiteData(
+    data = SiteData(
         lessons=[_lesson_page(lesson) for lesson in list_lessons()],
         records=records,
         record_problems=[_relative(p, lab) for p in record_problems],
@@ -91,6 +94,16 @@ def _gather(lab: Lab, repo_dir: Path | None) -> SiteData:
         results=results,
         result_problems=result_problems,
     )
+    data.notes, note_problems = note_views(
+        lab,
+        {p.lesson.number: p.page_site_path for p in data.lessons},
+        records,
+        {e.number: e.page_site_path for e in experiments},
+        {name: r.page_site_path for r in results for name in (r.path.name, r.path.stem)},
+        repo_dir,
+    )
+    data.note_problems = [_relative(p, lab) for p in note_problems]
+    return data
 
 
 def _lesson_page(lesson) -> LessonPage:

@@ -13,6 +13,7 @@ from inferlab.lab.record_file import Record
 from inferlab.learn.curriculum import Lesson
 from inferlab.site.benchmarks import TIMED_KINDS, bench_rows, check_rows, environment_items
 from inferlab.site.experiments import Experiment, headline, other_fields
+from inferlab.site.notes import NoteView
 from inferlab.site.portfolio import bench_claims, check_claims, concluded
 from inferlab.site.results import ResultFile
 
@@ -42,6 +43,8 @@ class SiteData:
     results: list[ResultFile]
     result_problems: list[str]
     plots: dict[str, list[str] | str] = field(default_factory=dict)  # result slug -> site paths or why not
+    notes: list[NoteView] = field(default_factory=list)  # reading notes, standalone ones flagged
+    note_problems: list[str] = field(default_factory=list)  # unreadable note files
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,12 @@ def all_pages(data: SiteData) -> list[Page]:
             {"experiments": data.experiments, "problems": data.experiment_problems},
         ),
         Page(
+            "notes/index.html",
+            "notes.html",
+            "Reading notes",
+            {"notes": data.notes, "problems": data.note_problems},
+        ),
+        Page(
             "benchmarks/index.html",
             "benchmarks.html",
             "Benchmarks and checks",
@@ -100,6 +109,8 @@ def all_pages(data: SiteData) -> list[Page]:
     for record in data.records:
         context = {"record": record, "lesson_paths": lesson_paths}
         pages.append(Page(record_site_path(record), "record.html", record.title, context))
+    for view in data.notes:
+        pages.append(Page(view.site_path, "note.html", view.note.title, {"view": view}))
     experiment_of = {f"{e.number:04d}-{e.slug}": e for e in data.experiments}
     for e in data.experiments:
         runs = [r for r in data.results if _experiment_folder(r) == f"{e.number:04d}-{e.slug}"]

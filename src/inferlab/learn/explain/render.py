@@ -1,8 +1,10 @@
 """`inferlab explain` in a terminal: each kernel as a numbered listing with its tags, the concepts
-it uses, what Triton automates there and what stays yours, then the likely bugs."""
+it uses (with the learner's own glossary wording where a term matches), what Triton automates
+there and what stays yours, then the likely bugs."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from rich.console import Console
@@ -13,7 +15,7 @@ from rich.text import Text
 
 from inferlab.learn.explain.analyze import KernelReport
 from inferlab.learn.explain.compiled import CompiledFacts
-from inferlab.learn.explain.concepts import CONCEPTS
+from inferlab.learn.explain.concepts import CONCEPTS, Concept
 
 CODE_THEME = "monokai"
 
@@ -51,10 +53,16 @@ def show(console: Console, report: KernelReport) -> None:
     console.print()
     concepts = report.concepts()
     if concepts:
+        terms, glossary_problem = learner_glossary()
         console.print("[bold]The concepts here[/]")
         for key in concepts:
             c = CONCEPTS[key]
             console.print(f"  [green]{escape(c.label)}[/]: {escape(c.meaning)}", highlight=False)
+            own = glossary_wording(c, terms)
+            if own:
+                console.print(f"    [cyan]your glossary:[/] {escape(own)}", highlight=False)
+        if glossary_problem:
+            console.print(f"[yellow]warning:[/] {escape(glossary_problem)}", highlight=False)
         console.print()
     if report.automated():
         console.print(
@@ -93,3 +101,36 @@ def show_compiled(console: Console, facts: list[CompiledFacts], notes: list[str]
         console.print()
     for note in notes:
         console.print(f"[dim]{escape(note)}[/]", highlight=False)
+
+
+def glossary_wording(concept: Concept, terms) -> str | None:
+    """The learner's definition of `concept` (`"term: definition"`), when their glossary has it."""
+    from inferlab.lab.glossary import find_term
+
+    label, _, aside = concept.label.partition("(")
+    found = find_term(terms, (concept.key, concept.label, label, aside.rstrip(")")))
+    return f"{found.term}: {found.definition}" if found else None
+
+
+def learner_glossary() -> tuple[list, str | None]:
+    """(the default lab's glossary terms, a warning if its glossary cannot be read); never makes a lab."""
+    from inferlab.lab.glossary import GLOSSARY_PATH
+    from inferlab.lab.layout import default_lab_path, is_lab
+
+    root = default_lab_path()
+    page = root / GLOSSARY_PATH
+    if not is_lab(root) or not page.is_file():
+        return [], None
+    stat = page.stat()
+    return _glossary_terms(page, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)  # one read per explain run, however many kernels the file has
+def _glossary_terms(page: Path, mtime_ns: int, size: int) -> tuple[list, str | None]:
+    from inferlab.lab.glossary import GlossaryError, parse_glossary_file
+
+    del mtime_ns, size  # only part of the cache key: an edited page is read again
+    try:
+        return parse_glossary_file(page).terms, None
+    except GlossaryError as e:
+        return [], f"your glossary was not used: {e}"
