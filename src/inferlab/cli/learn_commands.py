@@ -259,6 +259,7 @@ def explain(
         "--compiled",
         help="On a GPU, also the compiled facts (warps, registers, spills, shared memory, PTX).",
     ),
+    lab: LabOption = None,
 ) -> None:
     """Explain any @triton.jit kernel line by line: each line tagged with the part of the execution
     model it expresses (program instance, tile offsets, mask, load/store, reduction, tl.dot,
@@ -274,8 +275,13 @@ def explain(
 
     path, kernel = parse_target(target)
     reports = explain_file(path, kernel)
+    lab_root = None
+    if lab is not None:  # an explicit --lab must be a lab; the default lab is only read if it exists
+        from inferlab.lab import Lab
+
+        lab_root = Lab.open(lab).root
     for report in reports:
-        show(console, report)
+        show(console, report, lab_root)
     if compiled:
         from inferlab.learn.explain.compiled import CompiledUnavailable, compiled_facts
         from inferlab.learn.explain.render import show_compiled

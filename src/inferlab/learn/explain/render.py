@@ -46,14 +46,15 @@ def listing(report: KernelReport) -> Table:
     return table
 
 
-def show(console: Console, report: KernelReport) -> None:
+def show(console: Console, report: KernelReport, lab_root: Path | None = None) -> None:
+    """Print `report`; concept notes quote the glossary of the lab at `lab_root` (default lab if None)."""
     kind = "autotuned kernel" if report.autotuned else "@triton.jit"
     console.rule(f"[bold]{escape(report.name)}[/]  [dim]{escape(_where(report))} ({kind})[/]")
     console.print(listing(report))
     console.print()
     concepts = report.concepts()
     if concepts:
-        terms, glossary_problem = learner_glossary()
+        terms, glossary_problem = learner_glossary(lab_root)
         console.print("[bold]The concepts here[/]")
         for key in concepts:
             c = CONCEPTS[key]
@@ -112,12 +113,13 @@ def glossary_wording(concept: Concept, terms) -> str | None:
     return f"{found.term}: {found.definition}" if found else None
 
 
-def learner_glossary() -> tuple[list, str | None]:
-    """(the default lab's glossary terms, a warning if its glossary cannot be read); never makes a lab."""
+def learner_glossary(lab_root: Path | None = None) -> tuple[list, str | None]:
+    """(the lab's glossary terms, a warning if its glossary cannot be read); the default lab when
+    `lab_root` is None; never makes a lab."""
     from inferlab.lab.glossary import GLOSSARY_PATH
     from inferlab.lab.layout import default_lab_path, is_lab
 
-    root = default_lab_path()
+    root = lab_root or default_lab_path()
     page = root / GLOSSARY_PATH
     if not is_lab(root) or not page.is_file():
         return [], None
