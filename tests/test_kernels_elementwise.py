@@ -40,6 +40,9 @@ def test_registry_is_explicit_and_named():
         "rmsnorm_residual",
         "rope",
         "nf4_dequantize",
+        "w4a16_matmul",
+        "nf4_matmul",
+        "int8_matmul",
     ]
     assert get_spec("swiglu") is SWIGLU_SPEC
     with pytest.raises(ValueError, match="known kernels: add, swiglu"):

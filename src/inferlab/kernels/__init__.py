@@ -19,6 +19,7 @@ from inferlab.kernels.rmsnorm import RMSNORM_RESIDUAL_SPEC, RMSNORM_SPEC  # noqa
 from inferlab.kernels.rope import SPEC as ROPE_SPEC  # noqa: E402
 from inferlab.kernels.softmax import SPEC as SOFTMAX_SPEC  # noqa: E402
 from inferlab.kernels.spec import KernelSpec  # noqa: E402
+from inferlab.kernels.w4a16 import INT8_MATMUL_SPEC, NF4_MATMUL_SPEC, W4A16_SPEC  # noqa: E402
 
 REGISTRY: tuple[KernelSpec, ...] = (
     ADD_SPEC,
@@ -29,6 +30,9 @@ REGISTRY: tuple[KernelSpec, ...] = (
     RMSNORM_RESIDUAL_SPEC,
     ROPE_SPEC,
     NF4_DEQUANT_SPEC,
+    W4A16_SPEC,
+    NF4_MATMUL_SPEC,
+    INT8_MATMUL_SPEC,
 )
 
 
