@@ -1,7 +1,9 @@
 """`inferlab init --adopt`: a /teach-style lab taken in place. A dry run changes no byte; adopting
-puts front matter above each record's unchanged bytes (backups kept), maps free-text Status
-lines, reports dangling links, never overwrites lab.toml, and a second run changes nothing. The
-glossary and RESOURCES.md become data, and `inferlab explain` quotes the learner's glossary."""
+puts front matter above each record's and experiment README's unchanged bytes (backups kept),
+maps free-text Status lines, infers an experiment's status from its sections, reports dangling
+links and README-less experiment folders, never overwrites lab.toml, and a second run changes
+nothing. The glossary and RESOURCES.md become data, and `inferlab explain` quotes the learner's
+glossary."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ import pytest
 
 from inferlab.lab import Lab, list_records
 from inferlab.lab.adopt import SEPARATOR, plan_adoption
+from inferlab.lab.experiments import find_experiment, read_experiment
 from inferlab.lab.glossary import GlossaryError, find_term, load_glossary, parse_glossary
 from inferlab.lab.record_file import read_record
 from inferlab.lab.resources import load_resources, parse_resources
+from inferlab.lab.teach_experiment import infer_status, title_of
 from inferlab.lab.teach_record import dangling_links, links_in, map_status
 
 RECORD_1 = """\
@@ -40,6 +44,34 @@ The thread index.
 RECORD_2 = (
     "# Masks at the ragged edge\r\n\r\n**Status:** needs a second look\r\n\r\n## Prompt\r\nWhy mask?\r\n\r\n"
     "## Link to experiment\r\nTo do: experiments/0002-mask-overrun (not written yet); see https://triton-lang.org\r\n"
+)
+# an experiment measured but not concluded: the Conclusion holds only a placeholder
+EXPERIMENT_1 = """\
+# Add at full bandwidth
+
+Lesson: 1
+
+## Question
+Does `add` reach the copy bandwidth?
+
+## Prediction
+About 3 TB/s on an H100.
+
+## Result
+Measured 2.9 TB/s at 64M elements (see notes.md).
+
+### Numbers
+| n | TB/s |
+|---|---|
+| 64M | 2.9 |
+
+## Conclusion
+(to write)
+"""
+# CRLF, no `# ` title, nothing measured yet: planned, titled from the slug
+EXPERIMENT_3 = (
+    "## Question\r\nIs a fused SwiGLU faster?\r\n\r\n## Prediction\r\n3x fewer bytes.\r\n\r\n"
+    "## Result\r\n<!-- after the run -->\r\n\r\n## Conclusion\r\n\r\n"
 )
 GLOSSARY = """\
 <!doctype html><html><body><h1>Glossary</h1>
@@ -86,11 +118,15 @@ def make_teach_lab(root: Path) -> Path:
         "reference/cheat-sheet.html": "<h1>Cheat sheet</h1>\n",
         "records/0001-program-ids.md": RECORD_1,
         "experiments/0001-add-bandwidth/notes.md": "Measured 2.9 TB/s.\n",
+        "experiments/0001-add-bandwidth/README.md": EXPERIMENT_1,
+        "experiments/0004-no-readme/notes.md": "Nothing written up yet.\n",
     }
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     (root / "records/0002-masks.md").write_bytes(RECORD_2.encode())
+    (root / "experiments/0003-fused-swiglu").mkdir()
+    (root / "experiments/0003-fused-swiglu/README.md").write_bytes(EXPERIMENT_3.encode())
     return root
 
 
@@ -121,7 +157,7 @@ def test_a_dry_run_reports_what_it_found_and_changes_no_byte(monkeypatch, capsys
     code, out, err = run(monkeypatch, capsys, "init", "--adopt", str(teach), "--dry-run")
     assert code == 0, err
     assert snapshot(teach) == before
-    assert "2 records, 1 experiment, 1 lesson, 2 references, 3 resources, 3 glossary terms" in out
+    assert "2 records, 3 experiments, 1 lesson, 2 references, 3 resources, 3 glossary terms" in out
     assert "Would write lab.toml" in out and "Would add this front matter" in out
     assert "status: waiting-for-correction" in out and "Dry run: nothing was changed." in out
     assert "Status 'needs a second look' is not one inferlab knows" in " ".join(err.split())
@@ -170,11 +206,16 @@ def test_a_second_run_changes_nothing_and_says_so(monkeypatch, capsys, teach):
 
 def test_each_record_is_asked_about_and_a_no_leaves_it_alone(monkeypatch, capsys, teach):
     untouched = (teach / "records/0002-masks.md").read_bytes()
-    code, out, err = run(monkeypatch, capsys, "init", "--adopt", str(teach), stdin="y\nn\n")
+    readme = teach / "experiments/0003-fused-swiglu/README.md"
+    untouched_readme = readme.read_bytes()
+    code, out, err = run(monkeypatch, capsys, "init", "--adopt", str(teach), stdin="y\nn\ny\nn\n")
     assert code == 0, err
     assert read_record(teach / "records/0001-program-ids.md").id == 1
     assert (teach / "records/0002-masks.md").read_bytes() == untouched and "Left records/0002-masks.md" in out
-    assert len(plan_adoption(teach).proposals) == 1  # asked again next time
+    assert read_experiment(teach / "experiments/0001-add-bandwidth").id == 1
+    assert readme.read_bytes() == untouched_readme and f"Left {readme.relative_to(teach).as_posix()}" in out
+    plan = plan_adoption(teach)  # asked again next time
+    assert len(plan.proposals) == 1 and [p.path for p in plan.experiment_proposals] == [readme]
 
 
 def test_an_existing_lab_toml_is_never_overwritten(monkeypatch, capsys, teach):
@@ -287,3 +328,101 @@ def test_glossary_and_resources_commands(monkeypatch, capsys, teach):
     assert code == 0 and "My words" in out and "Program instance" not in out
     code, out, _ = run(monkeypatch, capsys, "lab", "resources", "--lab", str(teach))
     assert code == 0 and "FlashAttention" in out and "medium" in out
+
+
+def test_a_dry_run_proposes_experiment_front_matter_and_changes_nothing(monkeypatch, capsys, teach):
+    before = snapshot(teach)
+    code, out, err = run(monkeypatch, capsys, "init", "--adopt", str(teach), "--dry-run")
+    assert code == 0, err
+    assert snapshot(teach) == before and not (teach / "experiments/0001-add-bandwidth/.backup").exists()
+    flat = " ".join(out.split())
+    assert (
+        "Would add this front matter above the first line of experiments/0001-add-bandwidth/README.md" in flat
+    )
+    assert "title: Add at full bandwidth" in out and "device_wanted: any" in out and "predictions: []" in out
+    assert "(status measured: its Result section is written, its Conclusion is not)" in flat
+    assert "title: fused swiglu" in out and "status planned" in flat
+    assert "experiments/0004-no-readme: no README.md, so nothing to adopt" in " ".join(err.split())
+    assert not (teach / "experiments/0004-no-readme/README.md").exists()
+
+
+def test_adopting_experiments_keeps_their_bytes_and_inferlab_reads_them(monkeypatch, capsys, teach):
+    readmes = {
+        name: (teach / "experiments" / name / "README.md").read_bytes()
+        for name in ("0001-add-bandwidth", "0003-fused-swiglu")
+    }
+    monkeypatch.setenv("INFERLAB_HOME", str(teach))
+    assert run(monkeypatch, capsys, "init", "--adopt", str(teach), "--dry-run")[0] == 0
+    code, out, err = run(monkeypatch, capsys, "init", "--adopt", str(teach), "--yes")
+    assert code == 0, err
+    for name, original in readmes.items():
+        new = (teach / "experiments" / name / "README.md").read_bytes()
+        front, sep, body = new.partition(b"\n---\n")
+        assert new.startswith(b"---\n") and sep and body == SEPARATOR.encode() + original
+        backups = list((teach / "experiments" / name / ".backup").glob("README.md.*"))
+        assert [b.read_bytes() for b in backups] == [original]
+        assert f"experiments/{name}/.backup/README.md." in out
+    first = read_experiment(teach / "experiments/0001-add-bandwidth")
+    assert (first.id, first.title, first.lesson, first.status, first.device_wanted, first.predictions) == (
+        1,
+        "Add at full bandwidth",
+        1,
+        "measured",
+        "any",
+        [],
+    )
+    assert "adopted" in first.extra and first.created.startswith("20")
+    third = find_experiment(Lab.open(teach), "3")
+    assert (third.title, third.status, third.lesson) == ("fused swiglu", "planned", None)
+    assert not (teach / "experiments/0004-no-readme/README.md").exists()  # reported, never made
+    code, out, err = run(monkeypatch, capsys, "next")
+    assert code == 0, err
+    assert "Experiments waiting for a GPU: 1" in out and "0003-fused-swiglu (planned) fused swiglu" in out
+    assert "unreadable" not in out
+    from inferlab.site.experiments import list_experiments as site_experiments
+
+    shown, problems = site_experiments(Lab.open(teach))
+    assert [(e.number, e.status) for e in shown] == [(1, "measured"), (3, "planned")]
+    assert problems == ["experiments/0004-no-readme: no README.md"]
+
+
+def test_a_second_run_leaves_adopted_experiments_alone(monkeypatch, capsys, teach):
+    assert run(monkeypatch, capsys, "init", "--adopt", str(teach), "--yes")[0] == 0
+    before = snapshot(teach)
+    plan = plan_adoption(teach)
+    assert plan.experiment_proposals == [] and not plan.has_changes
+    code, out, _ = run(monkeypatch, capsys, "init", "--adopt", str(teach), "--yes")
+    assert code == 0 and "Nothing to change" in out and snapshot(teach) == before
+
+
+def test_an_experiment_readme_with_bad_front_matter_is_left_alone(monkeypatch, capsys, teach):
+    readme = teach / "experiments/0001-add-bandwidth/README.md"
+    readme.write_text("---\ntitle: half done\n---\n\n# Add\n")
+    code, _, err = run(monkeypatch, capsys, "init", "--adopt", str(teach), "--yes")
+    assert code == 0 and "missing required field 'id'" in err and "left alone" in err
+    assert readme.read_text() == "---\ntitle: half done\n---\n\n# Add\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ("# T\n\n## Question\nWhy?\n\n## Prediction\n2x\n", "planned"),
+        ("## Result\n\n## Conclusion\n\n", "planned"),
+        ("## Result\nTODO\n\n## Conclusion\n_(to write)_\n", "planned"),
+        ("## Result\n_Filled in by `inferlab experiment run`._\n", "planned"),
+        ("## Result\n<!-- later -->\n## Conclusion\n...\n", "planned"),
+        ("## Result\n```\n## Conclusion\n```\n", "measured"),  # a heading in code is code
+        ("## Results\n1.8 us\n\n## Conclusion\n", "measured"),
+        ("## Result\n### H100\n1.8 us\n## Conclusion\n", "measured"),
+        ("## Result\n1.8 us\n## Conclusion\nThe napkin math held.\n", "concluded"),
+        ("# Conclusions\nFusing wins.\n", "concluded"),
+    ],
+)
+def test_experiment_status_is_inferred_conservatively(body, status):
+    assert infer_status(body)[0] == status
+
+
+def test_an_experiment_title_is_its_first_top_heading_or_its_slug(tmp_path):
+    folder = tmp_path / "0007-split_k-matmul"
+    assert title_of(folder, "## Question\n# Split-K  matmul\n") == "Split-K matmul"
+    assert title_of(folder, "```\n# a comment\n```\n## Question\n") == "split k matmul"

@@ -53,7 +53,7 @@ def init(
     ] = False,
     yes: Annotated[
         bool,
-        typer.Option("--yes", "-y", help="With --adopt: add front matter to every record, no questions."),
+        typer.Option("--yes", "-y", help="With --adopt: add every front matter proposed, no questions."),
     ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="With --adopt: show what would change, change nothing.")
@@ -64,10 +64,10 @@ def init(
     Refuses a folder that already is a lab; in any other folder, existing files are left alone.
 
     With --adopt, DIR is a lab kept in the /teach layout (MISSION.md, RESOURCES.md, lessons/,
-    reference/, records/ without front matter, experiments/): it reports what it found, adds
-    front matter above each record's unchanged text where you agree (the old file is backed up
-    to records/.backup/), maps each free-text Status line to a status, writes lab.toml where
-    there is none, and reports links that point at nothing. Running it again changes nothing.
+    reference/, records/ and experiments/*/README.md without front matter): it reports what it
+    found, adds front matter above each file's unchanged text where you agree (the old file is
+    backed up to .backup/), maps Status lines and Result/Conclusion sections to a status, writes
+    lab.toml where there is none, and reports dangling links. Running it again changes nothing.
 
     Examples: `inferlab init ~/my-lab` · `inferlab init --adopt ~/teach-lab --dry-run` ·
     `inferlab init --adopt ~/teach-lab --yes`
@@ -88,7 +88,13 @@ def init(
 
 def _adopt(directory: Path | None, *, yes: bool, dry_run: bool) -> None:
     from inferlab.lab import default_lab_path
-    from inferlab.lab.adopt import add_front_matter, make_lab_marker, plan_adoption, write_bookkeeping
+    from inferlab.lab.adopt import (
+        ExperimentProposal,
+        add_front_matter,
+        make_lab_marker,
+        plan_adoption,
+        write_bookkeeping,
+    )
 
     plan = plan_adoption(directory if directory is not None else default_lab_path())
     found = ", ".join(f"{n} {noun}{'' if n == 1 else 's'}" for noun, n in plan.counts.items())
@@ -98,12 +104,14 @@ def _adopt(directory: Path | None, *, yes: bool, dry_run: bool) -> None:
         if not dry_run:
             make_lab_marker(plan)
         _say(f"{write} lab.toml (and records/, experiments/, results/, reviews/ where missing).")
-    for proposal in plan.proposals:
+    for proposal in [*plan.proposals, *plan.experiment_proposals]:
         name = proposal.path.relative_to(plan.root).as_posix()
         add = "Would add" if dry_run else "Adding"
         _say(f"\n{add} this front matter above the first line of {name} (its text stays as it is):")
         console.print(proposal.front_matter.rstrip("\n"), style="cyan", markup=False, highlight=False)
-        if not proposal.status.known:
+        if isinstance(proposal, ExperimentProposal):
+            _say(f"(status {proposal.fields['status']}: {proposal.why})")
+        elif not proposal.status.known:
             written = proposal.status.written
             shown = "no Status line" if written is None else f"Status {written!r} is not one inferlab knows"
             _warn([f"{name}: {shown}; set to {proposal.status.status}"])
