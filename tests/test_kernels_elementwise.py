@@ -43,6 +43,8 @@ def test_registry_is_explicit_and_named():
         "w4a16_matmul",
         "nf4_matmul",
         "int8_matmul",
+        "flash_attention",
+        "paged_decode_attention",
     ]
     assert get_spec("swiglu") is SWIGLU_SPEC
     with pytest.raises(ValueError, match="known kernels: add, swiglu"):

@@ -13,8 +13,10 @@ from inferlab.kernels.device import select_backend
 
 select_backend()
 
+from inferlab.kernels.attention import FLASH_ATTENTION_SPEC  # noqa: E402
 from inferlab.kernels.elementwise import ADD_SPEC, SWIGLU_FUSED_SPEC, SWIGLU_SPEC  # noqa: E402
 from inferlab.kernels.nf4 import NF4_DEQUANT_SPEC  # noqa: E402
+from inferlab.kernels.paged_attention import PAGED_DECODE_SPEC  # noqa: E402
 from inferlab.kernels.rmsnorm import RMSNORM_RESIDUAL_SPEC, RMSNORM_SPEC  # noqa: E402
 from inferlab.kernels.rope import SPEC as ROPE_SPEC  # noqa: E402
 from inferlab.kernels.softmax import SPEC as SOFTMAX_SPEC  # noqa: E402
@@ -33,6 +35,8 @@ REGISTRY: tuple[KernelSpec, ...] = (
     W4A16_SPEC,
     NF4_MATMUL_SPEC,
     INT8_MATMUL_SPEC,
+    FLASH_ATTENTION_SPEC,
+    PAGED_DECODE_SPEC,
 )
 
 
