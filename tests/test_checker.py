@@ -144,3 +144,16 @@ def test_guarded_buffer_margins_are_nan_and_sentinel():
     assert (int_buf[:3].view(torch.uint8) == 0xA5).all()
     _, out_buf = in_guarded_buffer(torch.ones(4), role="output")
     assert not torch.equal(out_buf[:4].view(torch.int32), buf[:4].view(torch.int32))  # distinct NaNs
+
+
+def test_the_rms_budget_forgives_cancellation_not_wrong_elements():
+    from inferlab.kernels.spec import TOLERANCES, outside_tolerance
+
+    tol = TOLERANCES[torch.bfloat16]
+    want = torch.tensor([1.0, -1.0, 1.0, 0.001])  # rms ~0.87; the last output cancelled to near 0
+    rounding = want + torch.tensor([0.0, 0.0, 0.0, 0.01])  # off by 1% of the terms' size
+    assert outside_tolerance(rounding, want, tol, with_rms=False)[3]  # per element: fails
+    assert not outside_tolerance(rounding, want, tol, with_rms=True).any()
+    wrong = want + torch.tensor([0.0, 0.0, 0.0, 0.5])  # a stale or misindexed value: off by ~rms
+    assert outside_tolerance(wrong, want, tol, with_rms=True)[3]
+    assert not outside_tolerance(torch.tensor([float("inf")]), torch.tensor([float("inf")]), tol, True).any()
