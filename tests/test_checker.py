@@ -157,3 +157,18 @@ def test_the_rms_budget_forgives_cancellation_not_wrong_elements():
     wrong = want + torch.tensor([0.0, 0.0, 0.0, 0.5])  # a stale or misindexed value: off by ~rms
     assert outside_tolerance(wrong, want, tol, with_rms=True)[3]
     assert not outside_tolerance(torch.tensor([float("inf")]), torch.tensor([float("inf")]), tol, True).any()
+
+
+def test_twice_torchs_own_error_is_the_budget_where_a_spec_names_it(device):
+    # a stand-in "PyTorch in the low dtype" that is off by 0.25 everywhere: the budget becomes 0.5
+    lowp = dataclasses.replace(ADD_SPEC, low_precision_reference=lambda x, y: x.float() + y.float() + 0.25)
+
+    def off_by(delta):
+        def launcher(x, y, out):
+            return out.copy_(x + y + delta)
+
+        return launcher
+
+    assert check(lowp, (N,), torch.float32, device, launcher=off_by(0.4)).passed
+    assert not check(lowp, (N,), torch.float32, device, launcher=off_by(0.6)).passed
+    assert not check(ADD_SPEC, (N,), torch.float32, device, launcher=off_by(0.4)).passed

@@ -25,7 +25,7 @@ from inferlab.kernels.spec import TOLERANCES, Inputs, outside_tolerance
 MAX_REPORTED = 3
 
 
-def check_output(name: str, got: torch.Tensor, want: torch.Tensor) -> str | None:
+def check_output(name: str, got: torch.Tensor, want: torch.Tensor, floor: float = 0.0) -> str | None:
     """None if `got` matches `want` within the dtype's tolerance, else one sentence why not."""
     if not isinstance(got, torch.Tensor):
         return f"{name}: returned {type(got).__name__}, not a tensor"
@@ -39,7 +39,7 @@ def check_output(name: str, got: torch.Tensor, want: torch.Tensor) -> str | None
     # Baselines are judged with the rms term for every op: one computed in the low dtype
     # (Hugging Face's bf16 rope: q*cos + rotate(q)*sin) makes rounding errors the size of its
     # terms; `check` holds our own kernels to the per-element table unless their SPEC says why.
-    bad = outside_tolerance(g, w, tol, with_rms=True)
+    bad = outside_tolerance(g, w, tol, with_rms=True, floor=floor)
     n_unwritten, n_bad = int(unwritten.sum()), int(bad.sum())  # the first host sync
     if n_unwritten:
         first = unwritten.flatten().nonzero()[:MAX_REPORTED].flatten().tolist()
@@ -49,7 +49,7 @@ def check_output(name: str, got: torch.Tensor, want: torch.Tensor) -> str | None
         i = first[0]
         return (
             f"{name}: {n_bad} of {g.numel()} elements outside atol={tol.atol:g} + "
-            f"rtol={tol.rtol:g} x (|ref| + rms(ref)); "
+            f"rtol={tol.rtol:g} x (|ref| + rms(ref)){f' + 2x torch own error {floor:.3g}' if floor else ''}; "
             f"flat index {i}: got {float(g.flatten()[i]):.6g}, want {float(w.flatten()[i]):.6g}"
         )
     return None
@@ -65,13 +65,17 @@ def out_arg(outs: tuple[torch.Tensor, ...]):
     return outs[0] if len(outs) == 1 else outs
 
 
-def check_outputs(name: str, got, want: tuple[torch.Tensor, ...]) -> str | None:
-    """`check_output` for every output; the first problem, or None."""
+def check_outputs(
+    name: str, got, want: tuple[torch.Tensor, ...], floors: Sequence[float] | None = None
+) -> str | None:
+    """`check_output` for every output (each with its error floor, see `torch_error_floor`);
+    the first problem, or None."""
     got = as_tuple(got)
     if len(got) != len(want):
         return f"{name}: returned {len(got)} outputs, the reference returns {len(want)}"
     for i, (g, w) in enumerate(zip(got, want, strict=True)):
-        problem = check_output(name if len(want) == 1 else f"{name}, output {i}", g, w)
+        floor = floors[i] if floors else 0.0
+        problem = check_output(name if len(want) == 1 else f"{name}, output {i}", g, w, floor)
         if problem:
             return problem
     return None
@@ -82,6 +86,7 @@ def gate(
     input_sets: Sequence[Inputs],
     expected: Sequence[tuple[torch.Tensor, ...]],
     outs: Sequence[tuple[torch.Tensor, ...]] | None = None,
+    floors: Sequence[Sequence[float]] | None = None,
 ) -> list[str]:
     """Run `provider` on each input set in order; the problems found (empty: correct).
 
@@ -99,7 +104,7 @@ def gate(
         except Exception as e:  # a baseline that raises is INCORRECT here, not a crashed run
             problems.append(f"input set {i}: raised {type(e).__name__}: {e}")
             break
-        problem = check_outputs(f"input set {i}", got, want)
+        problem = check_outputs(f"input set {i}", got, want, floors[i] if floors else None)
         if problem:
             problems.append(problem)
     return problems

@@ -25,7 +25,7 @@ from inferlab.bench.ceilings import ceiling_for, fraction_of_ceiling, is_impossi
 from inferlab.bench.gate import as_tuple, check_outputs, gate, out_arg
 from inferlab.bench.providers import OURS, Provider, Unavailable
 from inferlab.bench.stats import StopRule, paired_speedup, run_rounds, summarize
-from inferlab.kernels.spec import BenchShape, KernelSpec
+from inferlab.kernels.spec import BenchShape, KernelSpec, torch_error_floor
 
 QUICK = StopRule(min_rounds=5, max_rounds=40, time_cap_s=3.0, target=0.02)
 FULL = StopRule(min_rounds=10, max_rounds=400, time_cap_s=15.0)
@@ -142,6 +142,7 @@ def measure_shape(
     sets = _inputs(spec, dims, dtype, plan.num_sets, seed)
     last = plan.num_sets - 1
     expected = {i: as_tuple(spec.reference(**sets[i])) for i in sorted({0, 1, last})}
+    floors = {i: torch_error_floor(spec, sets[i], expected[i]) for i in expected}
     flush = Flush(plan.flush_bytes) if plan.method == "flush" else None
     measured, timers = [], {}
     for p in providers:
@@ -157,7 +158,7 @@ def measure_shape(
             measured.append(Measured(p.name, "INCORRECT", [f"first call raised {type(e).__name__}: {e}"]))
             continue
         first_call_s = time.perf_counter() - start
-        problems = gate(p, sets[:2], [expected[0], expected[1]], outs[:2])
+        problems = gate(p, sets[:2], [expected[0], expected[1]], outs[:2], [floors[0], floors[1]])
         if problems:
             measured.append(Measured(p.name, "INCORRECT", problems, first_call_s=first_call_s))
             continue
@@ -179,7 +180,9 @@ def measure_shape(
         t = timers[m.provider]
         m.cold_us, m.warm_us = samples[f"{m.provider}|cold"], samples[f"{m.provider}|warm"]
         m.eager_us = [t.eager_us() for _ in range(EAGER_REPEATS)]
-        problem = check_outputs(f"last timed call (input set {t.last_set})", t.last_out, expected[t.last_set])
+        problem = check_outputs(
+            f"last timed call (input set {t.last_set})", t.last_out, expected[t.last_set], floors[t.last_set]
+        )
         if problem:
             m.status, m.problems = "INCORRECT", [f"after timing: {problem}"]
     facts = {

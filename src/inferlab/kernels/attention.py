@@ -463,6 +463,19 @@ def _spec_reference(q, k, v):
     return flash_attention_ref(q, k, v).to(q.dtype)
 
 
+def _sdpa_in_dtype(q, k, v):
+    """torch SDPA in the inputs' own dtype: PyTorch's own low-precision error, the SPEC's budget."""
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    seq_q, seq_k = q.shape[2], k.shape[2]
+    if seq_q == seq_k:
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    else:
+        mask = causal_mask(seq_q, seq_k, q.device)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).masked_fill(~mask.any(-1)[:, None], 0.0)
+    return out
+
+
 def causal_pairs(seq_q: int, seq_k: int) -> int:
     """Query-key pairs the end-aligned causal mask lets through (query i sees i + seq_k - seq_q + 1
     keys, at most seq_k and at least 0): half of seq_q * seq_k plus the diagonal when they are equal."""
@@ -517,6 +530,7 @@ FLASH_ATTENTION_SPEC = KernelSpec(
     baselines=("sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "sdpa-math", "torch"),
     lesson=9,
     summary="causal flash attention (GQA, end-aligned mask, varlen): online softmax over key tiles",
+    low_precision_reference=_sdpa_in_dtype,
     error_scales_with_rms=(
         "P is rounded to the input dtype before P @ V on tensor cores, as FlashAttention and SDPA "
         "do: the error follows the size of the summed terms, not of an output near zero"

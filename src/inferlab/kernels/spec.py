@@ -94,6 +94,10 @@ class KernelSpec:
     # (`outside_tolerance`); empty: per element only. Set it where low-precision operands
     # are rounded before a sum whose terms are larger than its result (P @ V in attention).
     error_scales_with_rms: str = ""
+    # PyTorch's own computation in the kernel's dtype (e.g. SDPA in bf16), for kernels whose
+    # rounding is inherent to the dtype: each element may then also be off by twice PyTorch's
+    # own largest error against the fp32 reference (STYLE.md's error budget).
+    low_precision_reference: Callable[..., torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         if self.bound not in ("memory", "compute"):
@@ -188,14 +192,28 @@ def _as_tuple(x) -> tuple[torch.Tensor, ...]:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
-def outside_tolerance(got: torch.Tensor, want: torch.Tensor, tol: Tolerance, with_rms: bool) -> torch.Tensor:
+def torch_error_floor(spec: KernelSpec, inputs: Inputs, expected) -> list[float]:
+    """Per output: twice the largest error of PyTorch's own low-precision computation against
+    the reference (0.0 for a SPEC without `low_precision_reference`)."""
+    if spec.low_precision_reference is None:
+        return [0.0] * len(expected)
+    own = _as_tuple(spec.low_precision_reference(**inputs))
+    return [
+        2 * float((o.double() - e.double().to(o.device)).abs().nan_to_num(0.0).max()) if o.numel() else 0.0
+        for o, e in zip(own, expected, strict=True)
+    ]
+
+
+def outside_tolerance(
+    got: torch.Tensor, want: torch.Tensor, tol: Tolerance, with_rms: bool, floor: float = 0.0
+) -> torch.Tensor:
     """Where |got - want| exceeds atol + rtol x |want| (+ rtol x rms(want) when `with_rms`).
 
     The rms term is for results that sum rounded terms larger than themselves: their rounding
     error follows the size of the terms, so an output that cancels to near zero can be off by
     more than its own rtol; an element that is really wrong (a bad index, a stale or unwritten
     value) is off by about the rms and still fails. NaN matches NaN."""
-    budget = tol.atol + tol.rtol * want.abs()
+    budget = tol.atol + floor + tol.rtol * want.abs()
     if with_rms and want.numel():
         budget = budget + tol.rtol * want.pow(2).mean().sqrt()
     close = ((got - want).abs() <= budget) | (got == want)  # == : equal infinities match
@@ -209,6 +227,7 @@ def _compare(
     tol: Tolerance,
     problems: list[str],
     with_rms: bool = False,
+    floor: float = 0.0,
 ) -> tuple[float, float]:
     """Append a report to `problems` if `got` differs from `want`; return (max, mean) abs error."""
     if got.shape != want.shape:
@@ -222,7 +241,7 @@ def _compare(
     finite = torch.isfinite(err)
     max_err = float(err[finite].max()) if finite.any() else float("inf")
     mean_err = float(err[finite].mean()) if finite.any() else float("inf")
-    bad = outside_tolerance(g, w, tol, with_rms)
+    bad = outside_tolerance(g, w, tol, with_rms, floor)
     if unwritten.any():
         idx = [tuple(i) for i in unwritten.nonzero()[:5].tolist()]
         problems.append(
@@ -234,7 +253,8 @@ def _compare(
         first = idx[0]
         problems.append(
             f"{name}: {int(bad.sum())} of {g.numel()} elements outside atol={tol.atol:g}, "
-            f"rtol={tol.rtol:g}{' x (|ref| + rms(ref))' if with_rms else ''}; first bad indices {idx}; "
+            f"rtol={tol.rtol:g}{' x (|ref| + rms(ref))' if with_rms else ''}"
+            f"{f' + 2x torch own error {floor:.3g}' if floor else ''}; first bad indices {idx}; "
             f"at {first}: got {float(g[first]):.6g}, "
             f"want {float(w[first]):.6g}; max abs error {max_err:.3g}, mean {mean_err:.3g}"
         )
@@ -295,9 +315,10 @@ def check(
             problems.append(
                 f"output {i}: memory just outside the output was written (a store without its mask?)"
             )
+    floors = torch_error_floor(spec, originals, expected)
     errs = [
-        _compare(f"output {i}", o, e.to(o.device), tol, problems, bool(spec.error_scales_with_rms))
-        for i, (o, e) in enumerate(zip(outs, expected, strict=True))
+        _compare(f"output {i}", o, e.to(o.device), tol, problems, bool(spec.error_scales_with_rms), f)
+        for i, (o, e, f) in enumerate(zip(outs, expected, floors, strict=True))
     ]
     result.max_abs_err = max((m for m, _ in errs), default=0.0)
     result.mean_abs_err = max((m for _, m in errs), default=0.0)
