@@ -8,6 +8,7 @@ harness (`inferlab bench`), which reruns the chosen config side by side with the
 Usage on the GPU machine: PYTHONPATH=src python3 benchmarks/sweeps/swiglu_configs.py
 """
 
+# ruff: noqa: B023  (each lambda is timed inside the loop iteration that made it)
 import torch
 import triton.testing
 
@@ -35,14 +36,20 @@ def main():
         g = torch.randn(tokens, 14336, device="cuda", dtype=dt)
         u = torch.randn_like(g)
         gu = torch.randn(tokens, 2 * 14336, device="cuda", dtype=dt)
-        timer = (lambda f: triton.testing.do_bench(f, return_mode="median") * 1e3) if tokens == 8192 else graph_time_us
+        timer = (
+            (lambda f: triton.testing.do_bench(f, return_mode="median") * 1e3)
+            if tokens == 8192
+            else graph_time_us
+        )
         rows.append((tokens, "torch.compile", "split", timer(lambda: compiled_split(g, u))))
         rows.append((tokens, "torch.compile", "fused", timer(lambda: compiled_fused(gu))))
         for block, warps in ((1024, 4), (2048, 4), (2048, 8), (4096, 8), (4096, 16), (512, 2)):
             ew.BLOCK_SIZE, ew.NUM_WARPS = block, warps
             out = torch.empty_like(g)
             rows.append((tokens, f"ours {block}/{warps}", "split", timer(lambda: ew.swiglu(g, u, out=out))))
-            rows.append((tokens, f"ours {block}/{warps}", "fused", timer(lambda: ew.swiglu_fused(gu, out=out))))
+            rows.append(
+                (tokens, f"ours {block}/{warps}", "fused", timer(lambda: ew.swiglu_fused(gu, out=out)))
+            )
     gbytes = {t: 3 * t * 14336 * 2 / 1e9 for t in (1, 64, 8192)}
     print(f"{'tokens':>6} {'provider':<16} {'variant':<6} {'us':>9} {'GB/s':>7}")
     for tokens, who, variant, us in rows:

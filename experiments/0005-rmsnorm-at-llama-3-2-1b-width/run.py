@@ -1,9 +1,9 @@
 """Experiment 5: RMSNorm at Llama-3.2-1B width, 16k-token prefill
 
 `inferlab experiment run experiments/0005-rmsnorm-at-llama-3-2-1b-width` imports this file and
-calls `measure(ceilings)` on a GPU: the harness checks every provider against the SPEC's reference, then times the correct ones (cold
-L2, CUDA-graph replays, interleaved rounds) and returns one row per provider and shape.
-Nothing runs at import. Change SPEC, SHAPES and the providers to what your question needs.
+calls `measure(ceilings)` on a GPU: the harness checks every provider against the SPEC's
+reference, then times the correct ones (cold L2, CUDA-graph replays, interleaved rounds) and
+returns one row per provider and shape. Nothing runs at import.
 """
 
 from inferlab.bench import runner
