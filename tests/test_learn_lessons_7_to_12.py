@@ -129,6 +129,8 @@ KERNELS = "20261126T214426Z-bench.json"  # nf4_dequantize and rope on that H200
 RUN_B = "20261126T214639Z-bench.json"  # the second run, minutes later, for the run-to-run comparison
 COMPARISON = "20261126T214639Z-compare-with-214305Z.txt"
 NF4_SHAPE, ROPE_SHAPE = "llama-3-8b:14336x4096", "llama-3-8b:1x4096x32x8x128"
+FLASH = "20261126T224337Z-bench.json"  # flash_attention against torch SDPA's back-ends (lesson 9)
+FLASH_SHAPE, FLASH_LONG = "llama-3-8b:4x32x8x4096x4096x128", "llama-3-8b:1x32x8x16384x16384x128"
 
 
 def _result(name: str, *where: str) -> object:
@@ -239,6 +241,29 @@ MEASURED: list[tuple[int, str, str, tuple, float]] = [
         )
     ],
     (9, "91", ".0f", (KERNELS, "row", "rope", ROPE_SHAPE, "inferlab", "rate", "fraction_of_ceiling"), 100),
+    *[
+        (9, text, ".2f", (FLASH, "row", "flash_attention", FLASH_SHAPE, provider, "cold_us", "median"), 1)
+        for provider, text in (("inferlab", "1324.96"), ("sdpa-flash", "1776.83"), ("sdpa-cudnn", "950.40"))
+    ],
+    *[
+        (9, text, ".3f", (FLASH, "row", "flash_attention", shape, "inferlab", "speedups", provider, k), 1)
+        for shape, provider, k, text in (
+            (FLASH_SHAPE, "sdpa-flash", "value", "1.339"),
+            (FLASH_SHAPE, "sdpa-flash", "ci_low", "1.335"),
+            (FLASH_SHAPE, "sdpa-flash", "ci_high", "1.346"),
+            (FLASH_SHAPE, "sdpa-cudnn", "value", "0.717"),
+            (FLASH_SHAPE, "sdpa-cudnn", "ci_low", "0.715"),
+            (FLASH_SHAPE, "sdpa-cudnn", "ci_high", "0.727"),
+            (FLASH_LONG, "sdpa-flash", "value", "1.505"),
+            (FLASH_LONG, "sdpa-cudnn", "value", "0.750"),
+        )
+    ],
+    (9, "415", ".0f", (FLASH, "row", "flash_attention", FLASH_SHAPE, "inferlab", "rate", "value"), 1),
+    *[
+        (9, text, ".0f", (FLASH, "row", "flash_attention", FLASH_SHAPE, provider, "rate", "fraction_of_ceiling"), 100)
+        for provider, text in (("inferlab", "64"), ("sdpa-cudnn", "89"))
+    ],
+    (9, "651.39", ".2f", (FLASH, "ceilings", "matmul_tflops", "bfloat16"), 1),
 ]
 
 # Text each diagram must hold, computed here: a number drawn by hand must match the math.
