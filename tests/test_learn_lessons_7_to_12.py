@@ -131,6 +131,8 @@ COMPARISON = "20261126T214639Z-compare-with-214305Z.txt"
 NF4_SHAPE, ROPE_SHAPE = "llama-3-8b:14336x4096", "llama-3-8b:1x4096x32x8x128"
 FLASH = "20261126T224337Z-bench.json"  # flash_attention against torch SDPA's back-ends (lesson 9)
 FLASH_SHAPE, FLASH_LONG = "llama-3-8b:4x32x8x4096x4096x128", "llama-3-8b:1x32x8x16384x16384x128"
+PAGED = "20261126T224023Z-bench.json"  # paged_decode_attention against dense SDPA (lesson 10)
+PAGED_SHAPE = "llama-3-8b:32x32x8x4096x128x16"
 
 
 def _result(name: str, *where: str) -> object:
@@ -260,10 +262,55 @@ MEASURED: list[tuple[int, str, str, tuple, float]] = [
     ],
     (9, "415", ".0f", (FLASH, "row", "flash_attention", FLASH_SHAPE, "inferlab", "rate", "value"), 1),
     *[
-        (9, text, ".0f", (FLASH, "row", "flash_attention", FLASH_SHAPE, provider, "rate", "fraction_of_ceiling"), 100)
+        (
+            9,
+            text,
+            ".0f",
+            (FLASH, "row", "flash_attention", FLASH_SHAPE, provider, "rate", "fraction_of_ceiling"),
+            100,
+        )
         for provider, text in (("inferlab", "64"), ("sdpa-cudnn", "89"))
     ],
     (9, "651.39", ".2f", (FLASH, "ceilings", "matmul_tflops", "bfloat16"), 1),
+    *[
+        (
+            10,
+            text,
+            ".2f",
+            (PAGED, "row", "paged_decode_attention", PAGED_SHAPE, provider, "cold_us", "median"),
+            1,
+        )
+        for provider, text in (("inferlab", "155.88"), ("sdpa-dense", "122.21"))
+    ],
+    *[
+        (10, text, ".0f", (PAGED, "row", "paged_decode_attention", PAGED_SHAPE, provider, "rate", "value"), 1)
+        for provider, text in (("inferlab", "3448"), ("sdpa-dense", "4397"))
+    ],
+    (
+        10,
+        "80",
+        ".0f",
+        (PAGED, "row", "paged_decode_attention", PAGED_SHAPE, "inferlab", "rate", "fraction_of_ceiling"),
+        100,
+    ),
+    (10, "4322.63", ".2f", (PAGED, "ceilings", "memory_gbps"), 1),
+    (10, "4146.36", ".2f", (PAGED, "ceilings", "copy_gbps"), 1),
+    *[
+        (
+            10,
+            text,
+            ".3f",
+            (PAGED, "row", "paged_decode_attention", PAGED_SHAPE, "inferlab", "speedups", provider, k),
+            1,
+        )
+        for provider, k, text in (
+            ("sdpa-dense", "value", "0.784"),
+            ("sdpa-dense", "ci_low", "0.780"),
+            ("sdpa-dense", "ci_high", "0.786"),
+            ("torch", "value", "2.796"),
+            ("torch.compile", "value", "2.537"),
+        )
+    ],
 ]
 
 # Text each diagram must hold, computed here: a number drawn by hand must match the math.
