@@ -40,7 +40,7 @@ from inferlab.kernels.w4a16 import (
 
 SPECS = (W4A16_SPEC, NF4_MATMUL_SPEC, INT8_MATMUL_SPEC)
 DTYPES = (torch.float16, torch.bfloat16)
-TILED_FOR_ANY_M = MatmulConfig(block_m=32, block_n=32, block_k=64, group_m=2)  # forces the tiled tiling
+TILED_FOR_ANY_M = MatmulConfig(block_m=32, block_n=32, block_k=128, group_m=2)  # forces the tiled tiling
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -89,12 +89,15 @@ def _assert_close(got, want, dtype):
     torch.testing.assert_close(got.float().cpu(), want.float().cpu(), rtol=tol.rtol, atol=tol.atol)
 
 
+INT4_TILINGS = [None, TILED_FOR_ANY_M, MatmulConfig(16, 16, 128, 1, split_k=3), MatmulConfig(16, 32, 256, 1)]
+
+
 @pytest.mark.parametrize("group_size", [32, 64, 128])
-@pytest.mark.parametrize("config", [None, TILED_FOR_ANY_M, MatmulConfig(16, 16, 16, 1, split_k=3)])
+@pytest.mark.parametrize("config", INT4_TILINGS, ids=["default", "tiled", "split3", "bk256"])
 def test_int4_group_sizes_and_tilings(group_size, config, device):
-    """BLOCK_K above, equal to and below the group (one or several groups per tile), odd splits."""
-    x = _randn(5, 256, dtype=torch.bfloat16, seed=1, device=device)
-    qw = quantize_int4(_randn(24, 256, seed=2, device=device), group_size, scale_dtype=torch.bfloat16)
+    """One group per tile (G >= BLOCK_K) or several (a scale row per word row), three splits."""
+    x = _randn(5, 384, dtype=torch.bfloat16, seed=1, device=device)
+    qw = quantize_int4(_randn(24, 384, seed=2, device=device), group_size, scale_dtype=torch.bfloat16)
     _assert_close(w4a16_matmul(x, qw, config=config), w4a16_matmul_ref(x, qw), torch.bfloat16)
 
 
@@ -334,6 +337,8 @@ def test_int4_input_errors(device):
         w4a16_matmul(x, qw, out=torch.empty(2, 9, dtype=torch.float16, device=device))
     with pytest.raises(ValueError, match="block_k must be a power of two"):
         MatmulConfig(16, 64, 96)
+    with pytest.raises(ValueError, match="block_k 64 is too small for int4"):
+        w4a16_matmul(x, qw, config=MatmulConfig(16, 64, 64))
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="kernels run on cpu here"):
             w4a16_matmul(x.to("meta"), qw)

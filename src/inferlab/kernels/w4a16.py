@@ -13,8 +13,8 @@ x: [M, K] fp16/bf16 -> y: [M, N] in x's dtype, with W = [N, K] = [out_features, 
 
 W is bit for bit what "dequantize to x's dtype" gives, so the kernels differ from their references
 (`*_ref`: dequantize, fp32 matmul, cast) only in the order of the fp32 sum. W never exists in
-HBM: each program dequantizes a [BLOCK_K, BLOCK_N] tile into registers and feeds it to tl.dot
-(tensor cores) beside an fp32 accumulator.
+HBM: each program dequantizes a tile of W into registers and feeds it to tl.dot (tensor cores:
+mma.sync for the 16-row GEMV tile, wgmma from BLOCK_M = 64 on sm_90) beside an fp32 accumulator.
 
 ## Two paths, chosen by M (`choose_path`, used by `plan_launch`)
 
@@ -35,13 +35,21 @@ bit) and no zeroed workspace; with SPLIT_K = 1 the matmul kernel stores y itself
 
 ## Dequantization in registers (the per-weight ALU work is what decode can afford)
 
-- int4: words [BLOCK_K/8, BLOCK_N] -> shift, mask -> q [BLOCK_K, BLOCK_N] in 0..15. No int->float
-  conversion: (q | 0x6400) read as fp16 is 1024 + q exactly (bf16: 0x4300 -> 128 + q), minus
-  (1024 + zero) is exact, and the multiply by the 16-bit scale rounds once, which is the same bits
-  as fp32 (q - z) * s rounded to the dtype (the product of a 4-bit integer and a 16-bit scale is
-  exact in fp32). Symmetric weights use zero point 8.
+- int4: a [BLOCK_K/8, BLOCK_N] tile of words is read once and consumed as 8 nibble planes: plane
+  j = (words >> 4j) & 0xF holds inputs k = 8i + j, and feeds its own tl.dot with the x columns
+  8i + j. Each plane is a 2-D elementwise chain from the load to the dot, so the compiler keeps
+  the words, not the 8x larger dequantized tile, in the layout tl.dot needs (unpacking into one
+  [BLOCK_K, BLOCK_N] tile with a reshape instead sent every 16-bit value through shared memory:
+  64 scalar st.shared per thread per step, ~12 PTX instructions per weight vs ~7 now, sm_90 PTX).
+  No int -> float conversion: (q | 0x6400) read as fp16 is 1024 + q exactly (bf16: 0x4300 ->
+  128 + q), minus (1024 + zero) is exact, and the multiply by the 16-bit scale rounds once, the
+  same bits as fp32 (q - z) * s rounded to the dtype (a 4-bit integer times a 16-bit scale is
+  exact in fp32); the compiler pairs these into sub/mul.bf16x2. Symmetric weights: zero point 8.
+  BLOCK_K >= 128, so each plane's dot has the 16 inputs a tensor-core step needs.
 - nf4: bytes [BLOCK_N, BLOCK_K/2] -> two code look-ups (high nibble first) -> x absmax of each
   64-block, double-dequantized as nf4.py does (FP contraction off, as there) -> fp32, rounded once.
+  The 16 code values sit in registers and `tl.gather` reads them (a warp shuffle per value); a
+  tl.load per value was staged through shared memory by the pipeliner, one cp.async per weight.
 - int8: (q + 0x4B000080) read as fp32 is 2^23 + 128 + q, minus 2^23 + 128 is q exactly;
   times the fp32 channel scale, rounded once.
 
@@ -49,7 +57,8 @@ bit) and no zeroed workspace; with SPLIT_K = 1 the matmul kernel stores y itself
 
 GEMV_CONFIG for M <= 16; TILED_CONFIGS by M otherwise; split-K from TARGET_PROGRAMS_PER_SM and
 MAX_SPLIT_K. Chosen by reasoning about H100/H200 (bytes in flight per SM, wgmma wants BLOCK_M
->= 64), NOT yet by a measured sweep: `benchmarks/gpu_w4a16.sh` times them against the baselines.
+>= 64) and by reading the compiled sm_90 PTX, NOT yet by a measured sweep:
+`benchmarks/gpu_w4a16.sh sweep` times candidates, `benchmarks/gpu_w4a16.sh` the baselines.
 Every launcher takes `config=` to try another (a `MatmulConfig`; `split_k` None = the rule).
 
 ## No GPU: Triton's interpreter
@@ -84,6 +93,7 @@ from inferlab.kernels.quant_formats import (
 from inferlab.kernels.spec import BenchShape, KernelSpec, Shape, random_tensor
 
 ACT_DTYPES = (torch.float16, torch.bfloat16)
+INT4_MIN_BLOCK_K = 128  # 8 nibble planes of block_k / 8 >= 16 inputs each (one tensor-core K step)
 # (q | MAGIC) read as the 16-bit float is MAGIC_VALUE + q for q < 1024 (fp16) / 128 (bf16)
 _INT4_MAGIC = {torch.float16: 0x6400, torch.bfloat16: 0x4300}
 
@@ -143,9 +153,8 @@ def _tile_coords(M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl
 
 
 @triton.jit
-def _load_x(x_ptr, offs_m, k0, M, K, stride_xm, stride_xk, BLOCK_K: tl.constexpr, EMULATE_BF16: tl.constexpr):
-    """x tile [BLOCK_M, BLOCK_K]; rows past M and columns past K read 0, so they add nothing."""
-    offs_k = k0 + tl.arange(0, BLOCK_K)
+def _load_x(x_ptr, offs_m, offs_k, M, K, stride_xm, stride_xk, EMULATE_BF16: tl.constexpr):
+    """x tile [BLOCK_M, len(offs_k)]; rows past M and columns past K read 0, so they add nothing."""
     mask = (offs_m[:, None] < M) & (offs_k[None, :] < K)
     x = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :] * stride_xk, mask=mask, other=0.0)
     if EMULATE_BF16:
@@ -194,23 +203,17 @@ def _splitk_reduce_kernel(
 
 # ---------------------------------------------------------------- int4 group-wise
 @triton.jit
-def _dequantize_int4(
-    words, scales, zeros, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr,
-    GROUPS_PER_TILE: tl.constexpr, MAGIC: tl.constexpr, EMULATE_BF16: tl.constexpr,
-):  # fmt: skip
-    """words [BLOCK_K/8, BLOCK_N], scales and zeros [GROUPS_PER_TILE, BLOCK_N] -> W.T tile
-    [BLOCK_K, BLOCK_N] in the dot's type."""
-    shifts = tl.arange(0, 8) * 4
-    q = (words[:, None, :] >> shifts[None, :, None]) & 0xF  # [BLOCK_K/8, 8, BLOCK_N]: k = 8i + j
-    q = tl.reshape(q, (GROUPS_PER_TILE, BLOCK_K // GROUPS_PER_TILE, BLOCK_N))  # [group, k, n]
+def _int4_plane(words, shift: tl.constexpr, scales, zeros, MAGIC: tl.constexpr, EMULATE_BF16: tl.constexpr):
+    """Nibble plane `shift / 4` = j of a [BLOCK_K/8, BLOCK_N] tile of words: rows k = 8i + j of W.T.
+
+    scales and zeros (biased by MAGIC unless EMULATE_BF16) are per word row, or one row for all."""
+    q = (words >> shift) & 0xF
     if EMULATE_BF16:
-        w = (q - zeros[:, None, :]).to(tl.float32) * scales[:, None, :].to(tl.float32)
-        w = _bf16_precision(w)
+        w = _bf16_precision((q - zeros).to(tl.float32) * scales.to(tl.float32))
     else:
         w_biased = (q | MAGIC).to(tl.int16).to(scales.dtype, bitcast=True)  # MAGIC_VALUE + q, exactly
-        z_biased = (zeros | MAGIC).to(tl.int16).to(scales.dtype, bitcast=True)  # MAGIC_VALUE + zero
-        w = (w_biased - z_biased[:, None, :]) * scales[:, None, :]  # exact q - z; one rounding
-    return tl.reshape(w, (BLOCK_K, BLOCK_N))
+        w = (w_biased - zeros) * scales  # exact q - z; the product rounds once
+    return w
 
 
 @triton.jit
@@ -223,7 +226,7 @@ def _w4a16_kernel(
     qweight_ptr,  # int32 [K/8, N]: input 8i + j of output n in bits 4j of word (i, n)
     scales_ptr,  # [K/G, N] x's dtype
     zeros_ptr,  # uint8 [K/G, N] zero points              (HAS_ZEROS only; else 8)
-    GROUP_SIZE: tl.constexpr, GROUPS_PER_TILE: tl.constexpr, HAS_ZEROS: tl.constexpr, MAGIC: tl.constexpr,
+    GROUP_SIZE: tl.constexpr, ONE_GROUP: tl.constexpr, HAS_ZEROS: tl.constexpr, MAGIC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
@@ -235,20 +238,30 @@ def _w4a16_kernel(
     k_end = tl.minimum(k_start + k_per_split, K)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(k_start, k_end, BLOCK_K):
-        x = _load_x(x_ptr, offs_m, k0, M, K, stride_xm, stride_xk, BLOCK_K, EMULATE_BF16)
-        offs_w = k0 // 8 + tl.arange(0, BLOCK_K // 8)  # word rows, each 8 inputs of every column
-        w_mask = (offs_w[:, None] < K // 8) & mask_n[None, :]
-        words = tl.load(qweight_ptr + offs_w[:, None] * N + offs_n[None, :], mask=w_mask, other=0)
-        offs_g = k0 // GROUP_SIZE + tl.arange(0, GROUPS_PER_TILE)  # the tile's quantization groups
-        g_mask = (offs_g[:, None] < K // GROUP_SIZE) & mask_n[None, :]
+        offs_i = k0 // 8 + tl.arange(0, BLOCK_K // 8)  # word rows: inputs 8i .. 8i + 7 of every column
+        w_mask = (offs_i[:, None] < K // 8) & mask_n[None, :]
+        words = tl.load(qweight_ptr + offs_i[:, None] * N + offs_n[None, :], mask=w_mask, other=0)
+        if ONE_GROUP:  # BLOCK_K <= G: one row of scales for the whole tile
+            offs_g = k0 // GROUP_SIZE + tl.arange(0, 1)
+            g_mask = mask_n[None, :]
+        else:  # the group of each word row (rows of one group repeat: L1 serves them)
+            offs_g = offs_i * 8 // GROUP_SIZE
+            g_mask = w_mask
         g_offs = offs_g[:, None] * N + offs_n[None, :]
         scales = tl.load(scales_ptr + g_offs, mask=g_mask, other=0.0)
         if HAS_ZEROS:
             zeros = tl.load(zeros_ptr + g_offs, mask=g_mask, other=0).to(tl.int32)
         else:
-            zeros = tl.full((GROUPS_PER_TILE, BLOCK_N), 8, tl.int32)  # symmetric: zero point 8
-        w = _dequantize_int4(words, scales, zeros, BLOCK_K, BLOCK_N, GROUPS_PER_TILE, MAGIC, EMULATE_BF16)
-        acc = tl.dot(x, w, acc)  # [BLOCK_M, BLOCK_K] @ [BLOCK_K, BLOCK_N], fp32 accumulation
+            zeros = tl.full(g_offs.shape, 8, tl.int32)  # symmetric: zero point 8
+        if not EMULATE_BF16:
+            zeros = (zeros | MAGIC).to(tl.int16).to(scales.dtype, bitcast=True)  # MAGIC_VALUE + zero
+        # W.T rows k = 8i + j for j = 0..7: eight [BLOCK_K/8, BLOCK_N] planes, each a 2-D elementwise
+        # chain from the words to tl.dot (no reshape), so the compiler can put the words, not the
+        # dequantized tile, into the dot's operand layout
+        for j in tl.static_range(8):
+            x = _load_x(x_ptr, offs_m, offs_i * 8 + j, M, K, stride_xm, stride_xk, EMULATE_BF16)
+            w = _int4_plane(words, 4 * j, scales, zeros, MAGIC, EMULATE_BF16)
+            acc = tl.dot(x, w, acc)  # [BLOCK_M, BLOCK_K/8] @ [BLOCK_K/8, BLOCK_N], fp32 accumulation
     _store_tile(acc, out_ptr, partial_ptr, offs_m, offs_n, M, N, WRITE_PARTIAL, BF16_BY_INT)
 
 
@@ -268,22 +281,24 @@ def _nf4_matmul_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
+    code = tl.load(code_ptr + tl.arange(0, 16))
     pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
     offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < N
     k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
     k_end = tl.minimum(k_start + k_per_split, K)
+    table = tl.broadcast_to(code[None, :], (BLOCK_N, 16))  # the 16 NF4 values, in registers
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(k_start, k_end, BLOCK_K):
-        x = _load_x(x_ptr, offs_m, k0, M, K, stride_xm, stride_xk, BLOCK_K, EMULATE_BF16)
+        x = _load_x(x_ptr, offs_m, k0 + tl.arange(0, BLOCK_K), M, K, stride_xm, stride_xk, EMULATE_BF16)
         # bytes [BLOCK_N, BLOCK_K/2]: each row of W is K/2 contiguous bytes (K is even)
         offs_b = k0 // 2 + tl.arange(0, BLOCK_K // 2)
         b_mask = mask_n[:, None] & (offs_b[None, :] < K // 2)
         packed = tl.load(weight_ptr + offs_n[:, None] * (K // 2) + offs_b[None, :], mask=b_mask, other=0)
-        packed = packed.to(tl.int32)  # 0..255: both look-ups below stay inside the 16-entry table
-        hi = tl.load(code_ptr + (packed >> 4))  # value 2j: the high nibble
-        lo = tl.load(code_ptr + (packed & 0xF))  # value 2j + 1: the low nibble
+        packed = packed.to(tl.int32)  # 0..255: both indices below are 0..15
+        hi = tl.gather(table, packed >> 4, axis=1)  # value 2j: the high nibble
+        lo = tl.gather(table, packed & 0xF, axis=1)  # value 2j + 1: the low nibble
         vals = tl.reshape(tl.join(hi, lo), (BLOCK_N, ABSMAX_PER_TILE, BLOCK_K // ABSMAX_PER_TILE))
         # absmax of each quantization block in the tile: [BLOCK_N, ABSMAX_PER_TILE]
         offs_a = tl.arange(0, ABSMAX_PER_TILE)
@@ -320,7 +335,7 @@ def _int8_matmul_kernel(
     k_end = tl.minimum(k_start + k_per_split, K)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(k_start, k_end, BLOCK_K):
-        x = _load_x(x_ptr, offs_m, k0, M, K, stride_xm, stride_xk, BLOCK_K, EMULATE_BF16)
+        x = _load_x(x_ptr, offs_m, k0 + tl.arange(0, BLOCK_K), M, K, stride_xm, stride_xk, EMULATE_BF16)
         offs_k = k0 + tl.arange(0, BLOCK_K)
         w_mask = mask_n[:, None] & (offs_k[None, :] < K)
         q = tl.load(w_ptr + offs_n[:, None] * K + offs_k[None, :], mask=w_mask, other=0)  # [BLOCK_N, BLOCK_K]
@@ -355,16 +370,25 @@ class MatmulConfig:
         if self.split_k is not None and self.split_k < 1:
             raise ValueError(f"split_k must be None or >= 1, not {self.split_k}")
 
+    @property
+    def label(self) -> str:
+        split = "rule" if self.split_k is None else self.split_k
+        return (
+            f"{self.block_m}x{self.block_n}x{self.block_k} group_m={self.group_m} "
+            f"warps={self.num_warps} stages={self.num_stages} split_k={split}"
+        )
+
 
 GEMV_MAX_M = 16  # decode and small batches: one BLOCK_M = 16 tile (the smallest tensor-core M)
 # 16 x 64 outputs a program, K in steps of 128: a [16, 64] int32 tile of words (4 KB) per stage,
-# 4 stages in flight; the ALU cost per weight (unpack, scale) is the same in every config.
+# 4 stages in flight. Unmeasured: the sweep in benchmarks/gpu_w4a16.sh tries BLOCK_N 32-128,
+# BLOCK_K 128/256, 3-5 stages and fixed splits.
 GEMV_CONFIG = MatmulConfig(block_m=16, block_n=64, block_k=128, group_m=1, num_warps=4, num_stages=4)
 # (largest M, config): wgmma wants BLOCK_M >= 64 (one warpgroup); up to 32 rows mma.sync tiles waste less
 TILED_CONFIGS: tuple[tuple[int | None, MatmulConfig], ...] = (
-    (32, MatmulConfig(block_m=32, block_n=128, block_k=64, group_m=8, num_warps=4, num_stages=4)),
-    (64, MatmulConfig(block_m=64, block_n=128, block_k=64, group_m=8, num_warps=4, num_stages=4)),
-    (None, MatmulConfig(block_m=128, block_n=128, block_k=64, group_m=8, num_warps=8, num_stages=3)),
+    (32, MatmulConfig(block_m=32, block_n=128, block_k=128, group_m=8, num_warps=4, num_stages=3)),
+    (64, MatmulConfig(block_m=64, block_n=128, block_k=128, group_m=8, num_warps=4, num_stages=3)),
+    (None, MatmulConfig(block_m=128, block_n=128, block_k=128, group_m=8, num_warps=8, num_stages=3)),
 )
 TARGET_PROGRAMS_PER_SM = 2  # split K until output tiles x splits reach this many programs per SM
 MAX_SPLIT_K = 16  # partials are SPLIT_K x M x N fp32: more splits cost more than they hide
@@ -506,12 +530,14 @@ def w4a16_matmul(
     require_contiguous(**pieces)
     out = prepare_out(out, (x.shape[0], N), x)
     block_k = (config or config_for(x.shape[0])).block_k
+    if block_k < INT4_MIN_BLOCK_K:
+        raise ValueError(
+            f"block_k {block_k} is too small for int4: each of the 8 nibble planes is a tl.dot over "
+            f"block_k / 8 inputs, and tensor cores need 16 (block_k >= {INT4_MIN_BLOCK_K})"
+        )
     _block_divides(block_k, G, "group_size")
     constexprs = dict(
-        GROUP_SIZE=G,
-        GROUPS_PER_TILE=max(1, block_k // G),
-        HAS_ZEROS=zeros is not None,
-        MAGIC=_INT4_MAGIC[x.dtype],
+        GROUP_SIZE=G, ONE_GROUP=block_k <= G, HAS_ZEROS=zeros is not None, MAGIC=_INT4_MAGIC[x.dtype]
     )
     weight_args = (qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros)
     return _launch(_w4a16_kernel, x, out, N, K, weight_args, constexprs, config)
