@@ -25,6 +25,7 @@ from rich.console import Console
 
 from inferlab.learn import curriculum, grading, napkin, render, source, terminal
 from inferlab.learn.quiz import Choice, Line, Numeric, Recall, load_quiz
+from quiz_answers import perfect_answers
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -348,18 +349,6 @@ def test_speed_claims_cite_committed_results(lesson):
 
 
 # ---------------------------------------------------------------- the quiz
-def perfect_answers(quiz) -> dict:
-    answers = {}
-    for q in quiz.questions:
-        if isinstance(q, Choice):
-            answers[q.id] = q.letter(q.answer)
-        elif isinstance(q, Line):
-            answers[q.id] = q.answer()
-        elif isinstance(q, Numeric):
-            answers[q.id] = str(q.answer())
-        else:
-            answers[q.id] = {"text": "all of it", "points": list(range(len(q.key_points)))}
-    return answers
 
 
 def test_quiz_mixes_every_kind(quiz):

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from inferlab.learn import curriculum, grading, render, source, terminal
 from inferlab.learn.quiz import Choice, Line, Numeric, Recall, load_quiz
+from quiz_answers import perfect_answers, wrong_answers
 
 REPO = Path(__file__).resolve().parents[1]
 NUMBERS = range(7, 13)
@@ -486,33 +487,6 @@ def test_diagram_numbers_match_the_computation(lesson):
 
 
 # ---------------------------------------------------------------- the quiz
-def _perfect(quiz) -> dict:
-    answers = {}
-    for q in quiz.questions:
-        if isinstance(q, Choice):
-            answers[q.id] = q.letter(q.answer)
-        elif isinstance(q, Line):
-            answers[q.id] = q.answer()
-        elif isinstance(q, Numeric):
-            answers[q.id] = str(q.answer())
-        else:
-            answers[q.id] = {"text": "all of it", "points": list(range(len(q.key_points)))}
-    return answers
-
-
-def _wrong(quiz) -> dict:
-    answers = {}
-    for q in quiz.questions:
-        if isinstance(q, Choice):
-            answers[q.id] = q.letter((q.answer + 1) % len(q.options))
-        elif isinstance(q, Line):
-            first = q.snippet().first_line
-            answers[q.id] = first if q.answer() != first else first + 1
-        elif isinstance(q, Numeric):
-            answers[q.id] = float(q.answer()) * 2 + 1
-        else:
-            answers[q.id] = {"text": "not much", "points": [0]}
-    return answers
 
 
 def test_quiz_size_and_kinds(lesson):
@@ -554,10 +528,10 @@ def test_numeric_questions_state_units_and_tolerance(lesson):
 def test_the_key_scores_100_percent_and_misses_are_corrected(lesson, tmp_path):
     quiz = load_quiz(lesson)
     path = tmp_path / "answers.yaml"
-    path.write_text(yaml.safe_dump(_perfect(quiz)))
+    path.write_text(yaml.safe_dump(perfect_answers(quiz)))
     report = grading.grade(quiz, grading.load_answers(path, quiz))
     assert report.score == len(quiz.questions) and not report.misses
-    path.write_text(yaml.safe_dump(_wrong(quiz)))
+    path.write_text(yaml.safe_dump(wrong_answers(quiz)))
     report = grading.grade(quiz, grading.load_answers(path, quiz))
     assert len(report.misses) == len(quiz.questions)
     assert all(r.correction for r in report.misses)

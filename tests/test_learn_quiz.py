@@ -14,6 +14,7 @@ from inferlab.errors import InferlabError
 from inferlab.lab import Lab, list_records, load_record
 from inferlab.learn import curriculum, grading
 from inferlab.learn.quiz import Choice, Line, Numeric, Recall, load_quiz
+from quiz_answers import perfect_answers, wrong_answers
 
 
 @pytest.fixture(scope="module")
@@ -24,35 +25,6 @@ def lesson():
 @pytest.fixture(scope="module")
 def quiz(lesson):
     return load_quiz(lesson)
-
-
-def perfect_answers(quiz) -> dict:
-    """The answers file a learner who knows everything would write, built from the key."""
-    answers = {}
-    for q in quiz.questions:
-        if isinstance(q, Choice):
-            answers[q.id] = q.letter(q.answer)
-        elif isinstance(q, Line):
-            answers[q.id] = q.answer()
-        elif isinstance(q, Numeric):
-            answers[q.id] = str(q.answer())  # "1/12" or "4": the learner's own notation
-        else:
-            answers[q.id] = {"text": "all of it", "points": list(range(len(q.key_points)))}
-    return answers
-
-
-def wrong_answers(quiz) -> dict:
-    answers = {}
-    for q in quiz.questions:
-        if isinstance(q, Choice):
-            answers[q.id] = q.letter((q.answer + 1) % len(q.options))
-        elif isinstance(q, Line):
-            answers[q.id] = q.snippet().first_line if q.answer() != q.snippet().first_line else q.answer() + 1
-        elif isinstance(q, Numeric):
-            answers[q.id] = float(q.answer()) * 2
-        else:
-            answers[q.id] = {"text": "not much", "points": [0]}
-    return answers
 
 
 def run(monkeypatch, capsys, *args):
