@@ -7,26 +7,13 @@ rmsnorm_residual rope` times, with the full stop rule).
 """
 
 from inferlab.bench import runner
-from inferlab.bench.providers import providers_for
-from inferlab.kernels import get_spec
-
-KERNELS = ("swiglu", "swiglu_fused", "softmax", "rmsnorm", "rmsnorm_residual", "rope")
 
 
 def measure(ceilings: dict | None) -> list[dict]:
     """Check, then time, each kernel and its baselines (torch, torch.compile, Liger)."""
-    rows = []
-    for name in KERNELS:
-        spec = get_spec(name)
-        rows += runner.run_kernel(
-            spec,
-            list(spec.bench_shapes),
-            providers_for(spec),
-            ceilings,
-            runner.FULL,
-            dtype=runner.bench_dtype(),
-        )
-    return rows
+    return runner.run_registered(
+        ["swiglu", "swiglu_fused", "softmax", "rmsnorm", "rmsnorm_residual", "rope"], ceilings, runner.FULL
+    )
 
 
 if __name__ == "__main__":  # `python run.py` is `inferlab experiment run <this folder>`

@@ -7,26 +7,11 @@ times).
 """
 
 from inferlab.bench import runner
-from inferlab.bench.providers import providers_for
-from inferlab.kernels import get_spec
-
-KERNELS = ("flash_attention", "paged_decode_attention")
 
 
 def measure(ceilings: dict | None) -> list[dict]:
     """Check, then time, each kernel and its baselines (torch SDPA's backends, dense SDPA)."""
-    rows = []
-    for name in KERNELS:
-        spec = get_spec(name)
-        rows += runner.run_kernel(
-            spec,
-            list(spec.bench_shapes),
-            providers_for(spec),
-            ceilings,
-            runner.QUICK,
-            dtype=runner.bench_dtype(),
-        )
-    return rows
+    return runner.run_registered(["flash_attention", "paged_decode_attention"], ceilings, runner.QUICK)
 
 
 if __name__ == "__main__":  # `python run.py` is `inferlab experiment run <this folder>`

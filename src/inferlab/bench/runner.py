@@ -221,6 +221,18 @@ def run_kernel(
     return rows
 
 
+def run_registered(names: list[str], ceilings: dict | None, rule: StopRule) -> list[dict]:
+    """Registered kernels by name, each at its SPEC's benchmark shapes against all its providers."""
+    from inferlab.bench.providers import providers_for
+    from inferlab.kernels import get_spec
+
+    rows = []
+    for name in names:
+        spec = get_spec(name)
+        rows += run_kernel(spec, list(spec.bench_shapes), providers_for(spec), ceilings, rule)
+    return rows
+
+
 def self_test_failures(rows: list[dict]) -> list[str]:
     """Known-bad providers the harness let through where it must not have."""
     from inferlab.bench.selftest import must_reject
