@@ -138,3 +138,13 @@ def test_int64_offsets_only_where_32_bits_overflow(monkeypatch):
     x = torch.randn(3, 1000) if not torch.cuda.is_available() else torch.randn(3, 1000, device="cuda")
     rmsnorm(x, torch.ones(1000, device=x.device))
     assert asked == [3 * 1000]
+
+
+def test_the_sweep_skips_a_dtype_a_kernel_does_not_take():
+    import dataclasses
+
+    from inferlab.bench.checks import sweep
+
+    fp16_only = dataclasses.replace(ADD_SPEC, dtypes=(torch.float16,))
+    (row,) = sweep([fp16_only], [torch.float32])
+    assert row.skipped == "add takes float16 only" and not row.results

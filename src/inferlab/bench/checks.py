@@ -50,6 +50,10 @@ def sweep(
             name = str(dtype).removeprefix("torch.")
             shapes = [s.dims for s in spec.test_shapes]
             skip = dtype_skip_reason(dtype, device)
+            if dtype not in spec.dtypes:
+                skip = (
+                    f"{spec.name} takes {', '.join(str(d).removeprefix('torch.') for d in spec.dtypes)} only"
+                )
             if skip:
                 rows.append(SweepRow(spec.name, name, shapes, [], skip))
                 continue
