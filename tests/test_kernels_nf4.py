@@ -12,6 +12,7 @@ from inferlab.kernels import nf4
 from inferlab.kernels.nf4 import SPEC, blocks_per_program, dequantize_nf4, num_programs, state_from_inputs
 from inferlab.kernels.quant_formats import dequantize_nf4_ref, quantize_nf4_ref
 from inferlab.kernels.spec import check
+from nf4_cases import nf4_cases
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -65,16 +66,7 @@ BNB_SIZES = [((100, 70), 64), ((3, 1001), 64), ((1, 1), 64), ((9, 4096), 64), ((
              ((100, 70), 128), ((70, 100), 4096)]  # fmt: skip
 
 
-def _case_id(dims, dtype, nested, bs) -> str:
-    return f"{'x'.join(map(str, dims))}-{str(dtype)[6:]}-n{int(nested)}-bs{bs}"
-
-
-BNB_CASES = [
-    pytest.param(dims, dtype, nested, bs, id=_case_id(dims, dtype, nested, bs))
-    for dims, bs in BNB_SIZES
-    for dtype in DTYPES
-    for nested in (False, True)
-]
+BNB_CASES = nf4_cases(BNB_SIZES)
 
 
 @pytest.mark.parametrize(("dims", "dtype", "nested", "blocksize"), BNB_CASES)

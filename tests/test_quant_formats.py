@@ -29,6 +29,7 @@ from inferlab.kernels.quant_formats import (
     unpack_int4_along_k,
     unpack_nf4,
 )
+from nf4_cases import nf4_cases
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -54,16 +55,7 @@ NF4_SIZES = [((100, 70), 64), ((3, 1001), 64), ((1, 1), 64), ((64, 64), 64), ((1
              ((100, 70), 128), ((70, 100), 4096)]  # fmt: skip
 
 
-def _case_id(dims, dtype, nested, bs) -> str:
-    return f"{'x'.join(map(str, dims))}-{str(dtype)[6:]}-n{int(nested)}-bs{bs}"
-
-
-NF4_CASES = [
-    pytest.param(dims, dtype, nested, bs, id=_case_id(dims, dtype, nested, bs))
-    for dims, bs in NF4_SIZES
-    for dtype in DTYPES
-    for nested in (False, True)
-]
+NF4_CASES = nf4_cases(NF4_SIZES)
 
 
 @pytest.mark.parametrize(("dims", "dtype", "nested", "blocksize"), NF4_CASES)
