@@ -171,11 +171,36 @@ def _store_rounded(out_ptr, offs, acc, mask, BF16_BY_INT: tl.constexpr):
 
 
 @triton.jit
+def _zero_acc(BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SWAP_AB: tl.constexpr):
+    """The fp32 accumulator: y's tile [BLOCK_M, BLOCK_N], or its transpose when SWAP_AB."""
+    if SWAP_AB:
+        acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    else:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    return acc
+
+
+@triton.jit
+def _mma(x, w, acc, SWAP_AB: tl.constexpr):
+    """acc += x [BLOCK_M, BLOCK_K] @ w [BLOCK_N, BLOCK_K].T, or with SWAP_AB its transpose
+    acc.T += w @ x.T: the weight tile is then the left operand, so on sm_90 wgmma can take it from
+    the registers it was dequantized in and its 64-row minimum is met by BLOCK_N, not by M (decode
+    has one row; the x side needs only 16 columns)."""
+    if SWAP_AB:
+        acc = tl.dot(w, tl.trans(x), acc)
+    else:
+        acc = tl.dot(x, tl.trans(w), acc)
+    return acc
+
+
+@triton.jit
 def _store_tile(
     acc, out_ptr, partial_ptr, offs_m, offs_n, M, N,
-    WRITE_PARTIAL: tl.constexpr, BF16_BY_INT: tl.constexpr,
+    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
     """y tile (SPLIT_K = 1), or this split's fp32 partial sums for `_splitk_reduce_kernel`."""
+    if SWAP_AB:
+        acc = tl.trans(acc)
     mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
     offs = offs_m[:, None] * N + offs_n[None, :]  # out and partials: [M, N] contiguous
     if WRITE_PARTIAL:
@@ -203,10 +228,9 @@ def _splitk_reduce_kernel(
 
 # ---------------------------------------------------------------- int4 group-wise
 @triton.jit
-def _int4_plane(words, shift: tl.constexpr, scales, zeros, MAGIC: tl.constexpr, EMULATE_BF16: tl.constexpr):
-    """Nibble plane `shift / 4` = j of a [BLOCK_K/8, BLOCK_N] tile of words: rows k = 8i + j of W.T.
-
-    scales and zeros (biased by MAGIC unless EMULATE_BF16) are per word row, or one row for all."""
+def _int4_dequant(words, shift, scales, zeros, MAGIC: tl.constexpr, EMULATE_BF16: tl.constexpr):
+    """The nibbles at bit `shift` of `words` (a constant: one plane; a tile: each element's own),
+    dequantized; scales and zeros (biased by MAGIC unless EMULATE_BF16) broadcast against them."""
     q = (words >> shift) & 0xF
     if EMULATE_BF16:
         w = _bf16_precision((q - zeros).to(tl.float32) * scales.to(tl.float32))
@@ -214,6 +238,22 @@ def _int4_plane(words, shift: tl.constexpr, scales, zeros, MAGIC: tl.constexpr, 
         w_biased = (q | MAGIC).to(tl.int16).to(scales.dtype, bitcast=True)  # MAGIC_VALUE + q, exactly
         w = (w_biased - zeros) * scales  # exact q - z; the product rounds once
     return w
+
+
+@triton.jit
+def _int4_group_params(scales_ptr, zeros_ptr, offs_g, offs_n, mask, N, HAS_ZEROS: tl.constexpr,
+                       MAGIC: tl.constexpr, EMULATE_BF16: tl.constexpr):  # fmt: skip
+    """Scales and zero points (MAGIC_VALUE + zero, as the 16-bit float) at groups offs_g x columns
+    offs_n, both already shaped to broadcast against the weight tile."""
+    g_offs = offs_g * N + offs_n
+    scales = tl.load(scales_ptr + g_offs, mask=mask, other=0.0)
+    if HAS_ZEROS:
+        zeros = tl.load(zeros_ptr + g_offs, mask=mask, other=0).to(tl.int32)
+    else:
+        zeros = tl.full(g_offs.shape, 8, tl.int32)  # symmetric: zero point 8
+    if not EMULATE_BF16:
+        zeros = (zeros | MAGIC).to(tl.int16).to(scales.dtype, bitcast=True)  # MAGIC_VALUE + zero
+    return scales, zeros
 
 
 @triton.jit
@@ -228,6 +268,7 @@ def _w4a16_kernel(
     zeros_ptr,  # uint8 [K/G, N] zero points              (HAS_ZEROS only; else 8)
     GROUP_SIZE: tl.constexpr, ONE_GROUP: tl.constexpr, HAS_ZEROS: tl.constexpr, MAGIC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    PLANES: tl.constexpr, SWAP_AB: tl.constexpr,
     WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
     pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
@@ -236,33 +277,48 @@ def _w4a16_kernel(
     mask_n = offs_n < N
     k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
     k_end = tl.minimum(k_start + k_per_split, K)
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = _zero_acc(BLOCK_M, BLOCK_N, SWAP_AB)
     for k0 in range(k_start, k_end, BLOCK_K):
-        offs_i = k0 // 8 + tl.arange(0, BLOCK_K // 8)  # word rows: inputs 8i .. 8i + 7 of every column
-        w_mask = (offs_i[:, None] < K // 8) & mask_n[None, :]
-        words = tl.load(qweight_ptr + offs_i[:, None] * N + offs_n[None, :], mask=w_mask, other=0)
-        if ONE_GROUP:  # BLOCK_K <= G: one row of scales for the whole tile
-            offs_g = k0 // GROUP_SIZE + tl.arange(0, 1)
-            g_mask = mask_n[None, :]
-        else:  # the group of each word row (rows of one group repeat: L1 serves them)
-            offs_g = offs_i * 8 // GROUP_SIZE
-            g_mask = w_mask
-        g_offs = offs_g[:, None] * N + offs_n[None, :]
-        scales = tl.load(scales_ptr + g_offs, mask=g_mask, other=0.0)
-        if HAS_ZEROS:
-            zeros = tl.load(zeros_ptr + g_offs, mask=g_mask, other=0).to(tl.int32)
+        if PLANES:
+            # a [BLOCK_K/8, BLOCK_N] tile of words read once and consumed as 8 nibble planes: W.T
+            # rows k = 8i + j for j = 0..7, each a 2-D elementwise chain from the words to tl.dot
+            # (no reshape), so the compiler can put the words, not the dequantized tile, into the
+            # dot's operand layout
+            offs_i = k0 // 8 + tl.arange(0, BLOCK_K // 8)
+            w_mask = (offs_i[:, None] < K // 8) & mask_n[None, :]
+            words = tl.load(qweight_ptr + offs_i[:, None] * N + offs_n[None, :], mask=w_mask, other=0)
+            if ONE_GROUP:  # BLOCK_K <= G: one row of scales for the whole tile
+                offs_g = k0 // GROUP_SIZE + tl.arange(0, 1)
+                g_mask = mask_n[None, :]
+            else:  # the group of each word row (rows of one group repeat: L1 serves them)
+                offs_g = offs_i * 8 // GROUP_SIZE
+                g_mask = w_mask
+            scales, zeros = _int4_group_params(
+                scales_ptr, zeros_ptr, offs_g[:, None], offs_n[None, :], g_mask, N, HAS_ZEROS, MAGIC, EMULATE_BF16
+            )
+            for j in tl.static_range(8):
+                x = _load_x(x_ptr, offs_m, offs_i * 8 + j, M, K, stride_xm, stride_xk, EMULATE_BF16)
+                w = _int4_dequant(words, 4 * j, scales, zeros, MAGIC, EMULATE_BF16)
+                acc = tl.dot(x, w, acc)  # [BLOCK_M, BLOCK_K/8] @ [BLOCK_K/8, BLOCK_N], fp32 accumulation
         else:
-            zeros = tl.full(g_offs.shape, 8, tl.int32)  # symmetric: zero point 8
-        if not EMULATE_BF16:
-            zeros = (zeros | MAGIC).to(tl.int16).to(scales.dtype, bitcast=True)  # MAGIC_VALUE + zero
-        # W.T rows k = 8i + j for j = 0..7: eight [BLOCK_K/8, BLOCK_N] planes, each a 2-D elementwise
-        # chain from the words to tl.dot (no reshape), so the compiler can put the words, not the
-        # dequantized tile, into the dot's operand layout
-        for j in tl.static_range(8):
-            x = _load_x(x_ptr, offs_m, offs_i * 8 + j, M, K, stride_xm, stride_xk, EMULATE_BF16)
-            w = _int4_plane(words, 4 * j, scales, zeros, MAGIC, EMULATE_BF16)
-            acc = tl.dot(x, w, acc)  # [BLOCK_M, BLOCK_K/8] @ [BLOCK_K/8, BLOCK_N], fp32 accumulation
-    _store_tile(acc, out_ptr, partial_ptr, offs_m, offs_n, M, N, WRITE_PARTIAL, BF16_BY_INT)
+            # the whole [BLOCK_N, BLOCK_K] tile W[n, k]: element (n, k) reads word (k // 8, n), so
+            # each word is loaded 8 times (L1 serves the repeats) and shifted by its own 4 * (k % 8)
+            offs_k = k0 + tl.arange(0, BLOCK_K)
+            w_mask = mask_n[:, None] & (offs_k[None, :] < K)
+            words = tl.load(qweight_ptr + (offs_k[None, :] // 8) * N + offs_n[:, None], mask=w_mask, other=0)
+            if ONE_GROUP:
+                offs_g = k0 // GROUP_SIZE + tl.arange(0, 1)
+                g_mask = mask_n[:, None]
+            else:
+                offs_g = offs_k // GROUP_SIZE
+                g_mask = w_mask
+            scales, zeros = _int4_group_params(
+                scales_ptr, zeros_ptr, offs_g[None, :], offs_n[:, None], g_mask, N, HAS_ZEROS, MAGIC, EMULATE_BF16
+            )
+            w = _int4_dequant(words, (offs_k[None, :] % 8) * 4, scales, zeros, MAGIC, EMULATE_BF16)
+            x = _load_x(x_ptr, offs_m, offs_k, M, K, stride_xm, stride_xk, EMULATE_BF16)
+            acc = _mma(x, w, acc, SWAP_AB)
+    _store_tile(acc, out_ptr, partial_ptr, offs_m, offs_n, M, N, SWAP_AB, WRITE_PARTIAL, BF16_BY_INT)
 
 
 # ---------------------------------------------------------------- NF4 (bitsandbytes layout)
@@ -279,7 +335,7 @@ def _nf4_matmul_kernel(
     blocksize2,
     BLOCKSIZE: tl.constexpr, ABSMAX_PER_TILE: tl.constexpr, NESTED: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
+    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
     code = tl.load(code_ptr + tl.arange(0, 16))
     pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
@@ -289,7 +345,7 @@ def _nf4_matmul_kernel(
     k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
     k_end = tl.minimum(k_start + k_per_split, K)
     table = tl.broadcast_to(code[None, :], (BLOCK_N, 16))  # the 16 NF4 values, in registers
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = _zero_acc(BLOCK_M, BLOCK_N, SWAP_AB)
     for k0 in range(k_start, k_end, BLOCK_K):
         x = _load_x(x_ptr, offs_m, k0 + tl.arange(0, BLOCK_K), M, K, stride_xm, stride_xk, EMULATE_BF16)
         # bytes [BLOCK_N, BLOCK_K/2]: each row of W is K/2 contiguous bytes (K is even)
@@ -312,8 +368,8 @@ def _nf4_matmul_kernel(
             absmax = tl.load(absmax_ptr + blocks, mask=a_mask, other=0.0)
         w = tl.reshape(vals * absmax[:, :, None], (BLOCK_N, BLOCK_K))  # fp32 products
         w = _dot_operand(w, x_ptr.dtype.element_ty, EMULATE_BF16)
-        acc = tl.dot(x, tl.trans(w), acc)
-    _store_tile(acc, out_ptr, partial_ptr, offs_m, offs_n, M, N, WRITE_PARTIAL, BF16_BY_INT)
+        acc = _mma(x, w, acc, SWAP_AB)
+    _store_tile(acc, out_ptr, partial_ptr, offs_m, offs_n, M, N, SWAP_AB, WRITE_PARTIAL, BF16_BY_INT)
 
 
 # ---------------------------------------------------------------- int8 per channel
@@ -324,7 +380,7 @@ def _int8_matmul_kernel(
     w_ptr,  # int8 [N, K] row-major
     scale_ptr,  # [N] one scale per output channel (read as fp32)
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
+    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
     pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
     offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -333,7 +389,7 @@ def _int8_matmul_kernel(
     scale = tl.load(scale_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)
     k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
     k_end = tl.minimum(k_start + k_per_split, K)
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = _zero_acc(BLOCK_M, BLOCK_N, SWAP_AB)
     for k0 in range(k_start, k_end, BLOCK_K):
         x = _load_x(x_ptr, offs_m, k0 + tl.arange(0, BLOCK_K), M, K, stride_xm, stride_xk, EMULATE_BF16)
         offs_k = k0 + tl.arange(0, BLOCK_K)
@@ -341,14 +397,17 @@ def _int8_matmul_kernel(
         q = tl.load(w_ptr + offs_n[:, None] * K + offs_k[None, :], mask=w_mask, other=0)  # [BLOCK_N, BLOCK_K]
         q = (q.to(tl.int32) + 0x4B000080).to(tl.float32, bitcast=True) - 8388736.0  # 2^23+128+q - (2^23+128)
         w = _dot_operand(q * scale[:, None], x_ptr.dtype.element_ty, EMULATE_BF16)
-        acc = tl.dot(x, tl.trans(w), acc)
-    _store_tile(acc, out_ptr, partial_ptr, offs_m, offs_n, M, N, WRITE_PARTIAL, BF16_BY_INT)
+        acc = _mma(x, w, acc, SWAP_AB)
+    _store_tile(acc, out_ptr, partial_ptr, offs_m, offs_n, M, N, SWAP_AB, WRITE_PARTIAL, BF16_BY_INT)
 
 
 # ---------------------------------------------------------------- configs and the launch plan
 @dataclass(frozen=True, slots=True)
 class MatmulConfig:
-    """One tiling: tile sizes, L2 grouping, warps, pipeline stages, and split-K (None: the rule)."""
+    """One tiling: tile sizes, L2 grouping, warps, pipeline stages, split-K (None: the rule),
+    and two ways to feed the tensor cores: `swap_ab` computes y.T = W @ x.T (the weight tile as
+    the left operand) and `planes` (int4 only) unpacks words as 8 nibble planes rather than one
+    whole [BLOCK_N, BLOCK_K] tile."""
 
     block_m: int
     block_n: int
@@ -357,6 +416,8 @@ class MatmulConfig:
     num_warps: int = 4
     num_stages: int = 3
     split_k: int | None = None
+    swap_ab: bool = False
+    planes: bool = True
 
     def __post_init__(self) -> None:
         for name in ("block_m", "block_n", "block_k", "group_m"):
@@ -373,9 +434,11 @@ class MatmulConfig:
     @property
     def label(self) -> str:
         split = "rule" if self.split_k is None else self.split_k
+        feed = " swap_ab" if self.swap_ab else ""
+        feed += "" if self.planes else " tile"
         return (
             f"{self.block_m}x{self.block_n}x{self.block_k} group_m={self.group_m} "
-            f"warps={self.num_warps} stages={self.num_stages} split_k={split}"
+            f"warps={self.num_warps} stages={self.num_stages} split_k={split}{feed}"
         )
 
 
@@ -464,7 +527,7 @@ def _launch(kernel, x, out, N: int, K: int, weight_args: tuple, constexprs: dict
         x, out, partial, M, N, K, x.stride(0), x.stride(1), plan.k_per_split, *weight_args,
         **constexprs,
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
-        WRITE_PARTIAL=write_partial,
+        SWAP_AB=cfg.swap_ab, WRITE_PARTIAL=write_partial,
         EMULATE_BF16=select_backend().interpreted and x.dtype == torch.bfloat16,
         BF16_BY_INT=bf16_by_int,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages, enable_fp_fusion=fp_fusion,
@@ -529,15 +592,18 @@ def w4a16_matmul(
     _check_on(x.device, **pieces)
     require_contiguous(**pieces)
     out = prepare_out(out, (x.shape[0], N), x)
-    block_k = (config or config_for(x.shape[0])).block_k
-    if block_k < INT4_MIN_BLOCK_K:
+    cfg = config or config_for(x.shape[0])
+    if cfg.planes and cfg.block_k < INT4_MIN_BLOCK_K:
         raise ValueError(
-            f"block_k {block_k} is too small for int4: each of the 8 nibble planes is a tl.dot over "
-            f"block_k / 8 inputs, and tensor cores need 16 (block_k >= {INT4_MIN_BLOCK_K})"
+            f"block_k {cfg.block_k} is too small for int4 planes: each of the 8 nibble planes is a "
+            f"tl.dot over block_k / 8 inputs, and tensor cores need 16 (block_k >= {INT4_MIN_BLOCK_K})"
         )
-    _block_divides(block_k, G, "group_size")
+    if cfg.planes and cfg.swap_ab:
+        raise ValueError("swap_ab needs planes=False: the nibble planes are right-hand operands")
+    _block_divides(cfg.block_k, G, "group_size")
     constexprs = dict(
-        GROUP_SIZE=G, ONE_GROUP=block_k <= G, HAS_ZEROS=zeros is not None, MAGIC=_INT4_MAGIC[x.dtype]
+        GROUP_SIZE=G, ONE_GROUP=cfg.block_k <= G, HAS_ZEROS=zeros is not None, MAGIC=_INT4_MAGIC[x.dtype],
+        PLANES=cfg.planes,
     )
     weight_args = (qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros)
     return _launch(_w4a16_kernel, x, out, N, K, weight_args, constexprs, config)

@@ -1,0 +1,179 @@
+"""Sweep the weight-only matmuls' configs per Llama-3-8B layer and M, against cuBLAS bf16 (GPU only).
+
+Every candidate is checked first (against "dequantize, fp32 matmul, round"; allowed twice the error
+of torch.mm in bf16 on the same weight), then timed as CUDA-graph replays of calls that rotate
+through enough weight copies to exceed 3x the L2, so the weight always comes from HBM, as in a
+model whose layers do not fit in L2. One graph per candidate, the median of 15 replays.
+
+This picks the configs that `w4a16.py` then hard-codes; the harness (`inferlab bench`) gives the
+numbers that are reported, with intervals and side-by-side baselines.
+
+    python3 benchmarks/sweep_w4a16.py [int4|nf4|int8 ...] [--m 1,16,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import functools
+import math
+import statistics
+import sys
+
+import torch
+
+from inferlab.bench.timing import capture, event_ms, l2_bytes
+from inferlab.kernels.quant_formats import (
+    dequantize_int4_ref,
+    dequantize_int8_ref,
+    dequantize_nf4_ref,
+    quantize_int4,
+    quantize_int8,
+    quantize_nf4_ref,
+)
+from inferlab.kernels.w4a16 import (
+    LLAMA3_8B_LAYERS,
+    MatmulConfig,
+    config_for,
+    int8_matmul,
+    nf4_matmul,
+    plan_launch,
+    w4a16_matmul,
+)
+
+DTYPE = torch.bfloat16
+REPLAYS = 15
+MAX_COPIES = 64
+
+
+def gemv_candidates(fmt: str) -> list[MatmulConfig]:
+    swap = [
+        MatmulConfig(16, bn, bk, 1, w, st, swap_ab=True, planes=False)
+        for bn in (64, 128) for bk in (128, 256) for w, st in ((4, 3), (4, 4), (8, 4))
+    ]  # fmt: skip
+    swap += [MatmulConfig(16, 64, 128, 1, 4, 4, split_k=s, swap_ab=True, planes=False) for s in (1, 2, 4, 8)]
+    plain = [MatmulConfig(16, bn, bk, 1, 4, 4, planes=False) for bn in (32, 64, 128) for bk in (128, 256)]
+    if fmt == "int4":
+        plain += [MatmulConfig(16, 64, 128, 1, 4, 4), MatmulConfig(16, 128, 256, 1, 4, 4)]  # planes
+    return swap + plain
+
+
+def tiled_candidates(fmt: str, m: int) -> list[MatmulConfig]:
+    out = [
+        MatmulConfig(bm, bn, bk, 8, w, st, planes=False)
+        for bm in (32, 64, 128) for bn in (64, 128, 256) for bk in (64, 128) for w, st in ((4, 3), (8, 3))
+        if bm <= max(32, m) and bm * bn <= 128 * 128 and (w == 8) == (bm * bn >= 128 * 128)
+    ]  # fmt: skip
+    out += [
+        MatmulConfig(bm, bn, 128, 8, 4, 3, swap_ab=True, planes=False)
+        for bm in (32, 64) for bn in (64, 128) if bm <= m
+    ]  # fmt: skip
+    if fmt == "int4":
+        out += [MatmulConfig(min(64, m), 128, 128, 8, 4, 3)]  # planes
+    return out
+
+
+def make_weights(fmt: str, n: int, k: int):
+    """(call(x, weights, config), dense bf16 weight, one copy's bytes, make a copy)."""
+    w = torch.randn(n, k, device="cuda")
+    if fmt == "int4":
+        qw = quantize_int4(w, 128, scale_dtype=DTYPE)
+        dense = dequantize_int4_ref(qw, DTYPE)
+        nbytes = qw.qweight.nbytes + qw.scales.nbytes + qw.zeros.nbytes
+        return (lambda x, q, c: w4a16_matmul(x, q, config=c)), dense, nbytes, lambda: _clone_int4(qw)
+    if fmt == "nf4":
+        packed, state = quantize_nf4_ref(w, 64)
+        state.dtype = DTYPE
+        dense = dequantize_nf4_ref(packed, state)
+        nbytes = packed.nbytes + state.absmax.nbytes
+        clone = functools.partial(_clone_nf4, packed, state)
+        return (lambda x, q, c: nf4_matmul(x, q[0], q[1], config=c)), dense, nbytes, clone
+    q, scale = quantize_int8(w)
+    dense = dequantize_int8_ref(q, scale, DTYPE)
+    return (lambda x, q, c: int8_matmul(x, *q, config=c)), dense, q.nbytes, lambda: (q.clone(), scale)
+
+
+def _clone_int4(qw):
+    return dataclasses.replace(
+        qw, qweight=qw.qweight.clone(), scales=qw.scales.clone(), zeros=qw.zeros.clone()
+    )
+
+
+def _clone_nf4(packed, state):
+    state = copy.copy(state)
+    state.absmax = state.absmax.clone()  # the per-block codes travel with the weight
+    return packed.clone(), state
+
+
+def copies_for(nbytes: int) -> int:
+    return min(MAX_COPIES, max(2, math.ceil(3 * l2_bytes() / nbytes)))
+
+
+def graph_us(calls) -> float:
+    """Median µs per call of a CUDA graph that makes every call in `calls` (repeated to ~1 ms)."""
+    per_pass = event_ms(lambda: [c() for c in calls]) * 1000
+    passes = max(1, math.ceil(1000 / max(per_pass, 1.0)))
+    graph = capture(lambda: [c() for _ in range(passes) for c in calls])
+    graph.replay()
+    samples = [event_ms(graph.replay) for _ in range(REPLAYS)]
+    return statistics.median(samples) * 1000 / (passes * len(calls))
+
+
+def sweep_shape(fmt, call, weights, denses, m: int, k: int, n: int) -> None:
+    """Check and time every candidate at one (layer, M); print the best beside cuBLAS and the default."""
+    x = torch.randn(m, k, device="cuda", dtype=DTYPE)
+    dense = denses[0]
+    want = (x.float() @ dense.float().t()).to(DTYPE).float()
+    # twice torch.mm's own error in bf16, and one bf16 step at the largest output
+    budget = 2 * (torch.mm(x, dense.t()).float() - want).abs().max().item()
+    budget += want.abs().max().item() * 2**-8
+    cublas = graph_us([functools.partial(torch.mm, x, d.t()) for d in denses])
+    results = []
+    for c in [None, *(gemv_candidates(fmt) if m <= 16 else tiled_candidates(fmt, m))]:
+        name = c.label if c else "default"
+        try:
+            err = (call(x, weights[0], c).float() - want).abs().max().item()
+        except Exception as e:  # a config Triton cannot build (shared memory, layouts)
+            print(f"  skip {name}: {type(e).__name__}: {str(e).splitlines()[0][:90]}", flush=True)
+            continue
+        if not err <= budget:
+            print(f"  WRONG {name}: max error {err:.3g} > {budget:.3g}", flush=True)
+            continue
+        results.append((graph_us([functools.partial(call, x, q, c) for q in weights]), c))
+    default = next((us for us, c in results if c is None), math.nan)
+    ranked = sorted((r for r in results if r[1]), key=lambda r: r[0])
+    best_us, best = ranked[0] if ranked else (math.nan, None)
+    label = "none ran" if best is None else best.label
+    split = plan_launch(m, n, k, x.device, best).split_k if best else "-"
+    print(
+        f"{fmt:>4} {k:>5}->{n:<6} {m:>4} {cublas:>7.1f} {default:>8.1f} {best_us:>7.1f} "
+        f"{cublas / best_us:>7.2f}x  {label} (split {split}; default {config_for(m).label})",
+        flush=True,
+    )
+    print("        top: " + "; ".join(f"{us:.1f} {c.label}" for us, c in ranked[:4]), flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("formats", nargs="*", default=["int4", "nf4", "int8"])
+    parser.add_argument("--m", default="1,16,32,64,128,256", help="token counts, comma-separated")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    print(f"{'fmt':>4} {'layer':>12} {'M':>4} {'cuBLAS':>7} {'default':>8} {'best':>7} {'x cuBLAS':>8}  best")
+    for fmt in args.formats:
+        for k, n, _ in LLAMA3_8B_LAYERS:
+            call, dense, nbytes, clone = make_weights(fmt, n, k)
+            weights = [clone() for _ in range(copies_for(nbytes))]
+            denses = [dense] + [dense.clone() for _ in range(copies_for(dense.nbytes) - 1)]
+            for m in (int(v) for v in args.m.split(",")):
+                sweep_shape(fmt, call, weights, denses, m, k, n)
+            del weights, denses
+            torch.cuda.empty_cache()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
