@@ -47,7 +47,22 @@ REPLAYS = 15
 MAX_COPIES = 64
 
 
-def gemv_candidates(fmt: str) -> list[MatmulConfig]:
+def fma_candidates(fmt: str, m: int) -> list[MatmulConfig]:
+    """CUDA-core GEMV (int4, int8): its registers grow with M, so only for a few rows."""
+    if fmt == "nf4" or m > 8:
+        return []
+    bm = 1 << (m - 1).bit_length()
+    out = [
+        MatmulConfig(bm, bn, 128, 1, w, st, fma=True)
+        for bn in (64, 128, 256) for w, st in ((4, 3), (4, 4), (8, 3))
+    ]  # fmt: skip
+    out += [MatmulConfig(bm, 128, 128, 1, 4, 3, split_k=s, fma=True) for s in (1, 2, 4, 8)]
+    if fmt == "int8":
+        out += [MatmulConfig(bm, bn, bk, 1, 4, 3, fma=True) for bn in (32, 64) for bk in (64, 256)]
+    return out
+
+
+def gemv_candidates(fmt: str, m: int) -> list[MatmulConfig]:
     swap = [
         MatmulConfig(16, bn, bk, 1, w, st, swap_ab=True, planes=False)
         for bn in (64, 128) for bk in (128, 256) for w, st in ((4, 3), (4, 4), (8, 4))
@@ -56,7 +71,7 @@ def gemv_candidates(fmt: str) -> list[MatmulConfig]:
     plain = [MatmulConfig(16, bn, bk, 1, 4, 4, planes=False) for bn in (32, 64, 128) for bk in (128, 256)]
     if fmt == "int4":
         plain += [MatmulConfig(16, 64, 128, 1, 4, 4), MatmulConfig(16, 128, 256, 1, 4, 4)]  # planes
-    return swap + plain
+    return fma_candidates(fmt, m) + swap + plain
 
 
 def tiled_candidates(fmt: str, m: int) -> list[MatmulConfig]:
@@ -130,7 +145,7 @@ def sweep_shape(fmt, call, weights, denses, m: int, k: int, n: int) -> None:
     budget += want.abs().max().item() * 2**-8
     cublas = graph_us([functools.partial(torch.mm, x, d.t()) for d in denses])
     results = []
-    for c in [None, *(gemv_candidates(fmt) if m <= 16 else tiled_candidates(fmt, m))]:
+    for c in [None, *(gemv_candidates(fmt, m) if m <= 16 else tiled_candidates(fmt, m))]:
         name = c.label if c else "default"
         try:
             err = (call(x, weights[0], c).float() - want).abs().max().item()

@@ -78,9 +78,19 @@ from dataclasses import dataclass
 import torch
 
 from inferlab.kernels._launch import prepare_out, require_contiguous, validate
+from inferlab.kernels._matmul_tiles import (
+    _bf16_precision,
+    _dot_operand,
+    _load_x,
+    _mma,
+    _splitk_reduce_kernel,
+    _store_tile,
+    _tile_coords,
+    _zero_acc,
+)
 from inferlab.kernels._triton import tl, triton
 from inferlab.kernels.device import select_backend
-from inferlab.kernels.nf4 import _bf16_by_int, _round_to_bf16, _validated_args, state_from_inputs
+from inferlab.kernels.nf4 import _bf16_by_int, _validated_args, state_from_inputs
 from inferlab.kernels.quant_formats import (
     Int4Weight,
     dequantize_int4_ref,
@@ -91,6 +101,7 @@ from inferlab.kernels.quant_formats import (
     quantize_nf4_ref,
 )
 from inferlab.kernels.spec import BenchShape, KernelSpec, Shape, random_tensor
+from inferlab.kernels.w4a16_gemv import _int4_gemv_kernel, _int8_gemv_kernel
 
 ACT_DTYPES = (torch.float16, torch.bfloat16)
 INT4_MIN_BLOCK_K = 128  # 8 nibble planes of block_k / 8 >= 16 inputs each (one tensor-core K step)
@@ -116,114 +127,6 @@ def nf4_matmul_ref(x: torch.Tensor, weight: torch.Tensor, quant_state) -> torch.
 
 def int8_matmul_ref(x: torch.Tensor, w_int8: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return _matmul_ref(x, dequantize_int8_ref(w_int8, scale, x.dtype))
-
-
-# ---------------------------------------------------------------- pieces shared by the kernels
-@triton.jit
-def _bf16_precision(w):
-    """fp32 -> the nearest bf16 value (ties to even), kept in fp32: the interpreter's bf16 tile."""
-    bits = w.to(tl.uint32, bitcast=True)
-    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
-    return bits.to(tl.float32, bitcast=True)
-
-
-@triton.jit
-def _dot_operand(w, DOT_DTYPE: tl.constexpr, EMULATE_BF16: tl.constexpr):
-    """An fp32 tile of exact products, rounded once to the type tl.dot takes."""
-    if EMULATE_BF16:
-        w = _bf16_precision(w)
-    else:
-        w = w.to(DOT_DTYPE)
-    return w
-
-
-@triton.jit
-def _tile_coords(M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
-    """(pid_m, pid_n): GROUP_M row tiles walk the N tiles together, so the programs in flight
-    read the same weight tiles (L2 serves the repeats) instead of each streaming its own."""
-    pid = tl.program_id(axis=0).to(tl.int64)
-    num_pid_m = tl.cdiv(M, BLOCK_M)
-    num_pid_n = tl.cdiv(N, BLOCK_N)
-    num_pid_in_group = GROUP_M * num_pid_n
-    first_pid_m = (pid // num_pid_in_group) * GROUP_M
-    group_size_m = tl.minimum(num_pid_m - first_pid_m, GROUP_M)
-    pid_m = first_pid_m + (pid % num_pid_in_group) % group_size_m
-    pid_n = (pid % num_pid_in_group) // group_size_m
-    return pid_m, pid_n
-
-
-@triton.jit
-def _load_x(x_ptr, offs_m, offs_k, M, K, stride_xm, stride_xk, EMULATE_BF16: tl.constexpr):
-    """x tile [BLOCK_M, len(offs_k)]; rows past M and columns past K read 0, so they add nothing."""
-    mask = (offs_m[:, None] < M) & (offs_k[None, :] < K)
-    x = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :] * stride_xk, mask=mask, other=0.0)
-    if EMULATE_BF16:
-        x = x.to(tl.float32)
-    return x
-
-
-@triton.jit
-def _store_rounded(out_ptr, offs, acc, mask, BF16_BY_INT: tl.constexpr):
-    if BF16_BY_INT and out_ptr.dtype.element_ty == tl.bfloat16:
-        tl.store(out_ptr + offs, _round_to_bf16(acc), mask=mask)
-    else:
-        tl.store(out_ptr + offs, acc.to(out_ptr.dtype.element_ty), mask=mask)  # to nearest even
-
-
-@triton.jit
-def _zero_acc(BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SWAP_AB: tl.constexpr):
-    """The fp32 accumulator: y's tile [BLOCK_M, BLOCK_N], or its transpose when SWAP_AB."""
-    if SWAP_AB:
-        acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-    else:
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    return acc
-
-
-@triton.jit
-def _mma(x, w, acc, SWAP_AB: tl.constexpr):
-    """acc += x [BLOCK_M, BLOCK_K] @ w [BLOCK_N, BLOCK_K].T, or with SWAP_AB its transpose
-    acc.T += w @ x.T: the weight tile is then the left operand, so on sm_90 wgmma can take it from
-    the registers it was dequantized in and its 64-row minimum is met by BLOCK_N, not by M (decode
-    has one row; the x side needs only 16 columns)."""
-    if SWAP_AB:
-        acc = tl.dot(w, tl.trans(x), acc)
-    else:
-        acc = tl.dot(x, tl.trans(w), acc)
-    return acc
-
-
-@triton.jit
-def _store_tile(
-    acc, out_ptr, partial_ptr, offs_m, offs_n, M, N,
-    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, BF16_BY_INT: tl.constexpr,
-):  # fmt: skip
-    """y tile (SPLIT_K = 1), or this split's fp32 partial sums for `_splitk_reduce_kernel`."""
-    if SWAP_AB:
-        acc = tl.trans(acc)
-    mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
-    offs = offs_m[:, None] * N + offs_n[None, :]  # out and partials: [M, N] contiguous
-    if WRITE_PARTIAL:
-        split = tl.program_id(axis=1).to(tl.int64)
-        tl.store(partial_ptr + split * M * N + offs, acc, mask=mask)
-    else:
-        _store_rounded(out_ptr, offs, acc, mask, BF16_BY_INT)
-
-
-@triton.jit
-def _splitk_reduce_kernel(
-    partial_ptr, out_ptr, numel, split_k, BLOCK: tl.constexpr, BF16_BY_INT: tl.constexpr
-):
-    """partials: fp32 [split_k, numel] -> out [numel]: summed in split order, rounded once."""
-    pid = tl.program_id(axis=0).to(tl.int64)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    ptrs = partial_ptr + offs
-    for _ in range(0, split_k):  # in split order: the same bits on every run
-        acc += tl.load(ptrs, mask=mask, other=0.0)
-        ptrs += numel
-    _store_rounded(out_ptr, offs, acc, mask, BF16_BY_INT)
 
 
 # ---------------------------------------------------------------- int4 group-wise
@@ -294,7 +197,15 @@ def _w4a16_kernel(
                 offs_g = offs_i * 8 // GROUP_SIZE
                 g_mask = w_mask
             scales, zeros = _int4_group_params(
-                scales_ptr, zeros_ptr, offs_g[:, None], offs_n[None, :], g_mask, N, HAS_ZEROS, MAGIC, EMULATE_BF16
+                scales_ptr,
+                zeros_ptr,
+                offs_g[:, None],
+                offs_n[None, :],
+                g_mask,
+                N,
+                HAS_ZEROS,
+                MAGIC,
+                EMULATE_BF16,
             )
             for j in tl.static_range(8):
                 x = _load_x(x_ptr, offs_m, offs_i * 8 + j, M, K, stride_xm, stride_xk, EMULATE_BF16)
@@ -313,7 +224,15 @@ def _w4a16_kernel(
                 offs_g = offs_k // GROUP_SIZE
                 g_mask = w_mask
             scales, zeros = _int4_group_params(
-                scales_ptr, zeros_ptr, offs_g[None, :], offs_n[:, None], g_mask, N, HAS_ZEROS, MAGIC, EMULATE_BF16
+                scales_ptr,
+                zeros_ptr,
+                offs_g[None, :],
+                offs_n[:, None],
+                g_mask,
+                N,
+                HAS_ZEROS,
+                MAGIC,
+                EMULATE_BF16,
             )
             w = _int4_dequant(words, (offs_k[None, :] % 8) * 4, scales, zeros, MAGIC, EMULATE_BF16)
             x = _load_x(x_ptr, offs_m, offs_k, M, K, stride_xm, stride_xk, EMULATE_BF16)
@@ -418,6 +337,7 @@ class MatmulConfig:
     split_k: int | None = None
     swap_ab: bool = False
     planes: bool = True
+    fma: bool = False  # CUDA cores, no tensor cores (w4a16_gemv.py): int4 and int8 decode
 
     def __post_init__(self) -> None:
         for name in ("block_m", "block_n", "block_k", "group_m"):
@@ -436,6 +356,7 @@ class MatmulConfig:
         split = "rule" if self.split_k is None else self.split_k
         feed = " swap_ab" if self.swap_ab else ""
         feed += "" if self.planes else " tile"
+        feed += " fma" if self.fma else ""
         return (
             f"{self.block_m}x{self.block_n}x{self.block_k} group_m={self.group_m} "
             f"warps={self.num_warps} stages={self.num_stages} split_k={split}{feed}"
@@ -593,6 +514,12 @@ def w4a16_matmul(
     require_contiguous(**pieces)
     out = prepare_out(out, (x.shape[0], N), x)
     cfg = config or config_for(x.shape[0])
+    if cfg.fma:
+        if cfg.block_k > G:
+            raise ValueError(f"the CUDA-core GEMV needs block_k <= group_size, not {cfg.block_k} > {G}")
+        constexprs = dict(GROUP_SIZE=G, HAS_ZEROS=zeros is not None)
+        weight_args = (qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros)
+        return _launch(_int4_gemv_kernel, x, out, N, K, weight_args, constexprs, cfg)
     if cfg.planes and cfg.block_k < INT4_MIN_BLOCK_K:
         raise ValueError(
             f"block_k {cfg.block_k} is too small for int4 planes: each of the 8 nibble planes is a "
@@ -602,11 +529,14 @@ def w4a16_matmul(
         raise ValueError("swap_ab needs planes=False: the nibble planes are right-hand operands")
     _block_divides(cfg.block_k, G, "group_size")
     constexprs = dict(
-        GROUP_SIZE=G, ONE_GROUP=cfg.block_k <= G, HAS_ZEROS=zeros is not None, MAGIC=_INT4_MAGIC[x.dtype],
+        GROUP_SIZE=G,
+        ONE_GROUP=cfg.block_k <= G,
+        HAS_ZEROS=zeros is not None,
+        MAGIC=_INT4_MAGIC[x.dtype],
         PLANES=cfg.planes,
     )
     weight_args = (qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros)
-    return _launch(_w4a16_kernel, x, out, N, K, weight_args, constexprs, config)
+    return _launch(_w4a16_kernel, x, out, N, K, weight_args, constexprs, cfg)
 
 
 def nf4_matmul(
@@ -629,7 +559,10 @@ def nf4_matmul(
         )
     _check_on(x.device, weight=weight)
     out = prepare_out(out, (x.shape[0], N), x)
-    block_k = (config or config_for(x.shape[0])).block_k
+    cfg = config or config_for(x.shape[0])
+    if cfg.fma:
+        raise ValueError("NF4 has no CUDA-core GEMV (fma=True is for int4 and int8)")
+    block_k = cfg.block_k
     _block_divides(block_k, blocksize, "quant_state.blocksize")
     nested = absmax2 is not None
     absmax, code = quant_state.absmax, quant_state.code
@@ -640,7 +573,7 @@ def nf4_matmul(
     )  # fmt: skip
     constexprs = dict(BLOCKSIZE=blocksize, ABSMAX_PER_TILE=max(1, block_k // blocksize), NESTED=nested)
     # no FMA: bitsandbytes rounds code2 * absmax2 before adding offset
-    return _launch(_nf4_matmul_kernel, x, out, N, K, weight_args, constexprs, config, fp_fusion=False)
+    return _launch(_nf4_matmul_kernel, x, out, N, K, weight_args, constexprs, cfg, fp_fusion=False)
 
 
 def int8_matmul(
@@ -662,7 +595,9 @@ def int8_matmul(
     _check_on(x.device, w_int8=w_int8, scale=scale)
     require_contiguous(w_int8=w_int8, scale=scale)
     out = prepare_out(out, (x.shape[0], N), x)
-    return _launch(_int8_matmul_kernel, x, out, N, K, (w_int8, scale), {}, config)
+    cfg = config or config_for(x.shape[0])
+    kernel = _int8_gemv_kernel if cfg.fma else _int8_matmul_kernel
+    return _launch(kernel, x, out, N, K, (w_int8, scale), {}, cfg)
 
 
 # ---------------------------------------------------------------- specs

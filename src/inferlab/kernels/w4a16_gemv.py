@@ -1,0 +1,100 @@
+"""Decode GEMV on CUDA cores for the weight-only matmuls (int4 group-wise, int8 per channel).
+
+At M = 1 a tensor-core tile wastes 15 of its 16 rows, and what limits the kernel is not the
+multiply-adds but the ALU work per weight: an H200 streams about 36 int4 weights per clock per
+SM from HBM (4.8 TB/s over 132 SMs at ~2 GHz), and an SM issues 128 lane-operations per clock,
+so each weight can afford about 3.5 operations, dequantization and multiply-add included. The
+tensor-core kernels in w4a16.py spend more than that (unpacking, rounding each weight to the
+16-bit type, layout shuffles into the mma operand), and measured 0.8x cuBLAS bf16 at M = 1.
+
+These kernels spend four per int4 weight (shift, and-or, subtract, fused multiply-add):
+
+    (word >> 4j) & 0xF | 0x4B000000, read as fp32, is 2^23 + q exactly; minus (2^23 + zero) is
+    q - z exactly; x times that is added into an fp32 accumulator that stays in the thread.
+
+The scale is applied once per group (y = sum over groups of s * sum of x (q - z)), not to each
+weight, and partial sums stay in each thread's registers across the K loop ([BLOCK_M, BLOCK_K/8,
+BLOCK_N] for int4) and are summed across threads once at the end. So unlike the tensor-core
+kernels, W is never rounded to the 16-bit type: the result is the exact-weight product summed in
+fp32, closer to the fp64 truth than "dequantize to bf16, then matmul" (tests/test_kernels_w4a16.py
+checks both against fp64); it differs from that reference by the weights' roundings, which is why
+the SPECs let the error follow the output's rms.
+
+int8: q + 0x4B000080 read as fp32 is 2^23 + 128 + q, minus (2^23 + 128) is q: three operations
+and a multiply-add per weight, the channel scale applied to the finished sum.
+"""
+
+from __future__ import annotations
+
+from inferlab.kernels._matmul_tiles import _load_x, _store_tile, _tile_coords
+from inferlab.kernels._triton import tl, triton
+
+
+@triton.jit
+def _int4_gemv_kernel(
+    x_ptr, out_ptr, partial_ptr,
+    M, N, K, stride_xm, stride_xk, k_per_split,
+    qweight_ptr,  # int32 [K/8, N]: input 8i + j of output n in bits 4j of word (i, n)
+    scales_ptr,  # [K/G, N] x's dtype
+    zeros_ptr,  # uint8 [K/G, N]                          (HAS_ZEROS only; else 8)
+    GROUP_SIZE: tl.constexpr, HAS_ZEROS: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
+):  # fmt: skip
+    """BLOCK_K <= GROUP_SIZE (the launcher checks): one scale and zero per column per K step."""
+    BLOCK_I: tl.constexpr = BLOCK_K // 8  # word rows per K step
+    pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < N
+    mask_m = offs_m < M
+    k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
+    k_end = tl.minimum(k_start + k_per_split, K)
+    acc = tl.zeros((BLOCK_M, BLOCK_I, BLOCK_N), dtype=tl.float32)
+    for k0 in range(k_start, k_end, BLOCK_K):  # K is a multiple of G, G of BLOCK_K: no K tail
+        offs_i = k0 // 8 + tl.arange(0, BLOCK_I)
+        words = tl.load(qweight_ptr + offs_i[:, None] * N + offs_n[None, :], mask=mask_n[None, :], other=0)
+        g_offs = (k0 // GROUP_SIZE) * N + offs_n
+        scale = tl.load(scales_ptr + g_offs, mask=mask_n, other=0.0).to(tl.float32)
+        if HAS_ZEROS:
+            zero = tl.load(zeros_ptr + g_offs, mask=mask_n, other=0).to(tl.float32)
+        else:
+            zero = tl.full((BLOCK_N,), 8.0, tl.float32)
+        bias = 8388608.0 + zero  # 2^23 + z, exact
+        part = tl.zeros((BLOCK_M, BLOCK_I, BLOCK_N), dtype=tl.float32)
+        for j in tl.static_range(8):
+            q = (((words >> (4 * j)) & 0xF) | 0x4B000000).to(tl.float32, bitcast=True) - bias[None, :]
+            x_offs = offs_m[:, None] * stride_xm + (offs_i * 8 + j)[None, :] * stride_xk
+            xj = tl.load(x_ptr + x_offs, mask=mask_m[:, None], other=0.0).to(tl.float32)
+            part += xj[:, :, None] * q[None, :, :]
+        acc += part * scale[None, None, :]
+    y = tl.sum(acc, axis=1)  # across the word rows: the one cross-thread sum
+    _store_tile(y, out_ptr, partial_ptr, offs_m, offs_n, M, N, False, WRITE_PARTIAL, BF16_BY_INT)
+
+
+@triton.jit
+def _int8_gemv_kernel(
+    x_ptr, out_ptr, partial_ptr,
+    M, N, K, stride_xm, stride_xk, k_per_split,
+    w_ptr,  # int8 [N, K] row-major
+    scale_ptr,  # [N] one scale per output channel (read as fp32)
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
+):  # fmt: skip
+    pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < N
+    k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
+    k_end = tl.minimum(k_start + k_per_split, K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(k_start, k_end, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        w_mask = mask_n[:, None] & (offs_k[None, :] < K)
+        q = tl.load(w_ptr + offs_n[:, None] * K + offs_k[None, :], mask=w_mask, other=0)
+        q = (q.to(tl.int32) + 0x4B000080).to(tl.float32, bitcast=True) - 8388736.0  # q exactly
+        x = _load_x(x_ptr, offs_m, offs_k, M, K, stride_xm, stride_xk, EMULATE_BF16).to(tl.float32)
+        acc += tl.sum(x[:, None, :] * q[None, :, :], axis=2)
+    scale = tl.load(scale_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)
+    y = acc * scale[None, :]
+    _store_tile(y, out_ptr, partial_ptr, offs_m, offs_n, M, N, False, WRITE_PARTIAL, BF16_BY_INT)
