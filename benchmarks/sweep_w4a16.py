@@ -135,7 +135,7 @@ def graph_us(calls) -> float:
     return statistics.median(samples) * 1000 / (passes * len(calls))
 
 
-def sweep_shape(fmt, call, weights, denses, m: int, k: int, n: int) -> None:
+def sweep_shape(fmt, call, weights, denses, m: int, k: int, n: int, fma_only: bool = False) -> None:
     """Check and time every candidate at one (layer, M); print the best beside cuBLAS and the default."""
     x = torch.randn(m, k, device="cuda", dtype=DTYPE)
     dense = denses[0]
@@ -145,7 +145,10 @@ def sweep_shape(fmt, call, weights, denses, m: int, k: int, n: int) -> None:
     budget += want.abs().max().item() * 2**-8
     cublas = graph_us([functools.partial(torch.mm, x, d.t()) for d in denses])
     results = []
-    for c in [None, *(gemv_candidates(fmt, m) if m <= 16 else tiled_candidates(fmt, m))]:
+    candidates = gemv_candidates(fmt, m) if m <= 16 else tiled_candidates(fmt, m)
+    if fma_only and m <= 16:
+        candidates = fma_candidates(fmt, m)
+    for c in [None, *candidates]:
         name = c.label if c else "default"
         try:
             err = (call(x, weights[0], c).float() - want).abs().max().item()
@@ -175,6 +178,7 @@ def main() -> int:
     )
     parser.add_argument("formats", nargs="*", default=["int4", "nf4", "int8"])
     parser.add_argument("--m", default="1,16,32,64,128,256", help="token counts, comma-separated")
+    parser.add_argument("--fma-only", action="store_true", help="at M <= 16, only the CUDA-core GEMV")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"{'fmt':>4} {'layer':>12} {'M':>4} {'cuBLAS':>7} {'default':>8} {'best':>7} {'x cuBLAS':>8}  best")
@@ -184,7 +188,7 @@ def main() -> int:
             weights = [clone() for _ in range(copies_for(nbytes))]
             denses = [dense] + [dense.clone() for _ in range(copies_for(dense.nbytes) - 1)]
             for m in (int(v) for v in args.m.split(",")):
-                sweep_shape(fmt, call, weights, denses, m, k, n)
+                sweep_shape(fmt, call, weights, denses, m, k, n, args.fma_only)
             del weights, denses
             torch.cuda.empty_cache()
     return 0
