@@ -48,17 +48,15 @@ MAX_COPIES = 64
 
 
 def fma_candidates(fmt: str, m: int) -> list[MatmulConfig]:
-    """CUDA-core GEMV (int4, int8): its registers grow with M, so only for a few rows."""
+    """CUDA-core GEMV (int4, int8): one row of x per program, so the weight is read once per row."""
     if fmt == "nf4" or m > 8:
         return []
-    bm = 1 << (m - 1).bit_length()
-    out = [
-        MatmulConfig(bm, bn, 128, 1, w, st, fma=True)
-        for bn in (64, 128, 256) for w, st in ((4, 3), (4, 4), (8, 3))
-    ]  # fmt: skip
-    out += [MatmulConfig(bm, 128, 128, 1, 4, 3, split_k=s, fma=True) for s in (1, 2, 4, 8)]
-    if fmt == "int8":
-        out += [MatmulConfig(bm, bn, bk, 1, 4, 3, fma=True) for bn in (32, 64) for bk in (64, 256)]
+    if fmt == "int4":
+        tiles = [(bn, bk) for bn in (64, 128, 256) for bk in (128, 256) if bn * bk <= 128 * 256]
+    else:
+        tiles = [(bn, bk) for bn in (16, 32, 64) for bk in (128, 256, 512) if bn * bk <= 64 * 256]
+    out = [MatmulConfig(1, bn, bk, 1, w, 1, fma=True) for bn, bk in tiles for w in (4, 8)]
+    out += [MatmulConfig(1, *tiles[1], 1, 4, 1, split_k=s, fma=True) for s in (1, 2, 4, 8, 16)]
     return out
 
 

@@ -348,6 +348,8 @@ class MatmulConfig:
             raise ValueError(
                 f"block_k must be at least 16 (two int4 words, one tl.dot step), not {self.block_k}"
             )
+        if self.fma and self.block_m != 1:
+            raise ValueError(f"fma takes one row of x per program (block_m 1), not block_m {self.block_m}")
         if self.split_k is not None and self.split_k < 1:
             raise ValueError(f"split_k must be None or >= 1, not {self.split_k}")
 
@@ -515,8 +517,6 @@ def w4a16_matmul(
     out = prepare_out(out, (x.shape[0], N), x)
     cfg = config or config_for(x.shape[0])
     if cfg.fma:
-        if cfg.block_k > G:
-            raise ValueError(f"the CUDA-core GEMV needs block_k <= group_size, not {cfg.block_k} > {G}")
         constexprs = dict(GROUP_SIZE=G, HAS_ZEROS=zeros is not None)
         weight_args = (qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros)
         return _launch(_int4_gemv_kernel, x, out, N, K, weight_args, constexprs, cfg)

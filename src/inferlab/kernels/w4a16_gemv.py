@@ -26,7 +26,7 @@ and a multiply-add per weight, the channel scale applied to the finished sum.
 
 from __future__ import annotations
 
-from inferlab.kernels._matmul_tiles import _load_x, _store_tile, _tile_coords
+from inferlab.kernels._matmul_tiles import _store_tile
 from inferlab.kernels._triton import tl, triton
 
 
@@ -41,35 +41,49 @@ def _int4_gemv_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
-    """BLOCK_K <= GROUP_SIZE (the launcher checks): one scale and zero per column per K step."""
+    """One row of x per program (BLOCK_M = 1); every tile is 2-D [BLOCK_K/8, BLOCK_N] in the
+    layout of the words' load, so nothing moves between threads inside the loop."""
     BLOCK_I: tl.constexpr = BLOCK_K // 8  # word rows per K step
-    pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
-    offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row = tl.program_id(axis=0).to(tl.int64) % M
+    pid_n = tl.program_id(axis=0).to(tl.int64) // M  # the M rows of one column tile run together
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < N
-    mask_m = offs_m < M
     k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
     k_end = tl.minimum(k_start + k_per_split, K)
-    acc = tl.zeros((BLOCK_M, BLOCK_I, BLOCK_N), dtype=tl.float32)
-    for k0 in range(k_start, k_end, BLOCK_K):  # K is a multiple of G, G of BLOCK_K: no K tail
+    x_row = x_ptr + row * stride_xm
+    acc = tl.zeros((BLOCK_I, BLOCK_N), dtype=tl.float32)
+    # loads are issued one K step ahead by hand: Triton pipelines only loads that feed tl.dot
+    rows_end = k_end // 8  # K is a multiple of G, so of 8
+    words = _int4_words(qweight_ptr, k_start // 8, rows_end, offs_n, mask_n, N, BLOCK_I)
+    for k0 in range(k_start, k_end, BLOCK_K):
         offs_i = k0 // 8 + tl.arange(0, BLOCK_I)
-        words = tl.load(qweight_ptr + offs_i[:, None] * N + offs_n[None, :], mask=mask_n[None, :], other=0)
-        g_offs = (k0 // GROUP_SIZE) * N + offs_n
-        scale = tl.load(scales_ptr + g_offs, mask=mask_n, other=0.0).to(tl.float32)
+        mask_i = offs_i < rows_end  # the last step of the last split may pass K
+        ahead = _int4_words(qweight_ptr, k0 // 8 + BLOCK_I, rows_end, offs_n, mask_n, N, BLOCK_I)
+        g_offs = (offs_i * 8 // GROUP_SIZE)[:, None] * N + offs_n[None, :]  # each word row's group
+        scale = tl.load(scales_ptr + g_offs, mask=mask_n[None, :], other=0.0).to(tl.float32)
         if HAS_ZEROS:
-            zero = tl.load(zeros_ptr + g_offs, mask=mask_n, other=0).to(tl.float32)
+            zero = tl.load(zeros_ptr + g_offs, mask=mask_n[None, :], other=0).to(tl.float32)
         else:
-            zero = tl.full((BLOCK_N,), 8.0, tl.float32)
+            zero = tl.full((BLOCK_I, BLOCK_N), 8.0, tl.float32)
         bias = 8388608.0 + zero  # 2^23 + z, exact
-        part = tl.zeros((BLOCK_M, BLOCK_I, BLOCK_N), dtype=tl.float32)
+        part = tl.zeros((BLOCK_I, BLOCK_N), dtype=tl.float32)
         for j in tl.static_range(8):
-            q = (((words >> (4 * j)) & 0xF) | 0x4B000000).to(tl.float32, bitcast=True) - bias[None, :]
-            x_offs = offs_m[:, None] * stride_xm + (offs_i * 8 + j)[None, :] * stride_xk
-            xj = tl.load(x_ptr + x_offs, mask=mask_m[:, None], other=0.0).to(tl.float32)
-            part += xj[:, :, None] * q[None, :, :]
-        acc += part * scale[None, None, :]
-    y = tl.sum(acc, axis=1)  # across the word rows: the one cross-thread sum
+            q = (((words >> (4 * j)) & 0xF) | 0x4B000000).to(tl.float32, bitcast=True) - bias
+            xj = tl.load(x_row + (offs_i * 8 + j) * stride_xk, mask=mask_i, other=0.0).to(tl.float32)
+            part += xj[:, None] * q  # x times (q - z), exactly (q - z) before the rounding of the fma
+        acc += part * scale
+        words = ahead
+    y = tl.sum(acc, axis=0)[None, :]  # across the word rows: the one cross-thread sum
+    offs_m = row + tl.arange(0, 1)
     _store_tile(y, out_ptr, partial_ptr, offs_m, offs_n, M, N, False, WRITE_PARTIAL, BF16_BY_INT)
+
+
+@triton.jit
+def _int4_words(qweight_ptr, first_row, rows_end, offs_n, mask_n, N, BLOCK_I: tl.constexpr):
+    """Words [BLOCK_I, BLOCK_N] from word row first_row; rows at or past rows_end read 0."""
+    offs_i = first_row + tl.arange(0, BLOCK_I)
+    mask = (offs_i[:, None] < rows_end) & mask_n[None, :]
+    return tl.load(qweight_ptr + offs_i[:, None] * N + offs_n[None, :], mask=mask, other=0)
 
 
 @triton.jit
@@ -81,20 +95,31 @@ def _int8_gemv_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
-    pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
-    offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    """One row of x per program; the [BLOCK_N, BLOCK_K] accumulator is summed across K once."""
+    row = tl.program_id(axis=0).to(tl.int64) % M
+    pid_n = tl.program_id(axis=0).to(tl.int64) // M
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < N
     k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
     k_end = tl.minimum(k_start + k_per_split, K)
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    x_row = x_ptr + row * stride_xm
+    acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+    q = _int8_tile(w_ptr, offs_n, mask_n, k_start, k_end, K, BLOCK_K)
     for k0 in range(k_start, k_end, BLOCK_K):
+        ahead = _int8_tile(w_ptr, offs_n, mask_n, k0 + BLOCK_K, k_end, K, BLOCK_K)  # one step ahead
         offs_k = k0 + tl.arange(0, BLOCK_K)
-        w_mask = mask_n[:, None] & (offs_k[None, :] < K)
-        q = tl.load(w_ptr + offs_n[:, None] * K + offs_k[None, :], mask=w_mask, other=0)
-        q = (q.to(tl.int32) + 0x4B000080).to(tl.float32, bitcast=True) - 8388736.0  # q exactly
-        x = _load_x(x_ptr, offs_m, offs_k, M, K, stride_xm, stride_xk, EMULATE_BF16).to(tl.float32)
-        acc += tl.sum(x[:, None, :] * q[None, :, :], axis=2)
+        x = tl.load(x_row + offs_k * stride_xk, mask=offs_k < k_end, other=0.0).to(tl.float32)
+        qf = (q.to(tl.int32) + 0x4B000080).to(tl.float32, bitcast=True) - 8388736.0  # q exactly
+        acc += x[None, :] * qf
+        q = ahead
     scale = tl.load(scale_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)
-    y = acc * scale[None, :]
+    y = (tl.sum(acc, axis=1) * scale)[None, :]
+    offs_m = row + tl.arange(0, 1)
     _store_tile(y, out_ptr, partial_ptr, offs_m, offs_n, M, N, False, WRITE_PARTIAL, BF16_BY_INT)
+
+
+@triton.jit
+def _int8_tile(w_ptr, offs_n, mask_n, k0, k_end, K, BLOCK_K: tl.constexpr):
+    offs_k = k0 + tl.arange(0, BLOCK_K)
+    mask = mask_n[:, None] & (offs_k[None, :] < k_end)
+    return tl.load(w_ptr + offs_n[:, None] * K + offs_k[None, :], mask=mask, other=0)
