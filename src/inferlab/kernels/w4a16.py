@@ -338,6 +338,7 @@ class MatmulConfig:
     swap_ab: bool = False
     planes: bool = True
     fma: bool = False  # CUDA cores, no tensor cores (w4a16_gemv.py): int4 and int8 decode
+    programs_per_sm: int = 2  # the split-K rule's target (`split_k_for`) when split_k is None
 
     def __post_init__(self) -> None:
         for name in ("block_m", "block_n", "block_k", "group_m"):
@@ -365,16 +366,26 @@ class MatmulConfig:
         )
 
 
-GEMV_MAX_M = 16  # decode and small batches: one BLOCK_M = 16 tile (the smallest tensor-core M)
-# 16 x 64 outputs a program, K in steps of 128: a [16, 64] int32 tile of words (4 KB) per stage,
-# 4 stages in flight. Unmeasured: the sweep in benchmarks/gpu_w4a16.sh tries BLOCK_N 32-128,
-# BLOCK_K 128/256, 3-5 stages and fixed splits.
-GEMV_CONFIG = MatmulConfig(block_m=16, block_n=64, block_k=128, group_m=1, num_warps=4, num_stages=4)
-# (largest M, config): wgmma wants BLOCK_M >= 64 (one warpgroup); up to 32 rows mma.sync tiles waste less
+# Chosen by benchmarks/sweep_w4a16.py on an H200 (CUDA-graph replays over rotating weight copies,
+# Llama-3-8B layers, bf16; logs in experiments/0007-weight-only-matmuls/): the fastest config that
+# passed its check at each (format, M), where one config led across the layers.
+FMA_MAX_M = 1  # CUDA-core GEMV (w4a16_gemv.py) for one row: at M = 4 it was 2x slower than M = 1
+FMA_CONFIGS = {  # NF4 has none: its 16-value look-up has no cheap CUDA-core form here yet
+    "int4": MatmulConfig(1, 64, 256, 1, num_warps=4, num_stages=1, fma=True, programs_per_sm=4),
+    "int8": MatmulConfig(1, 32, 512, 1, num_warps=4, num_stages=1, fma=True),
+}
+GEMV_MAX_M = 16  # decode and small batches: one BLOCK_M = 16 tensor-core tile holds every row
+GEMV_CONFIGS = {
+    "int4": MatmulConfig(16, 128, 256, 1, num_warps=4, num_stages=4),  # nibble planes
+    "nf4": MatmulConfig(16, 64, 128, 1, num_warps=4, num_stages=4, swap_ab=True, planes=False),
+    "int8": MatmulConfig(16, 32, 256, 1, num_warps=4, num_stages=4, planes=False),
+}
+GEMV_CONFIG = GEMV_CONFIGS["int4"]
+# (largest M, config) past GEMV_MAX_M, for every format; the whole-tile unpacking led everywhere
 TILED_CONFIGS: tuple[tuple[int | None, MatmulConfig], ...] = (
-    (32, MatmulConfig(block_m=32, block_n=128, block_k=128, group_m=8, num_warps=4, num_stages=3)),
-    (64, MatmulConfig(block_m=64, block_n=128, block_k=128, group_m=8, num_warps=4, num_stages=3)),
-    (None, MatmulConfig(block_m=128, block_n=128, block_k=128, group_m=8, num_warps=8, num_stages=3)),
+    (32, MatmulConfig(32, 64, 128, 8, num_warps=4, num_stages=3, swap_ab=True, planes=False)),
+    (64, MatmulConfig(64, 64, 64, 8, num_warps=4, num_stages=3, planes=False)),
+    (None, MatmulConfig(128, 64, 64, 8, num_warps=4, num_stages=3, planes=False)),
 )
 TARGET_PROGRAMS_PER_SM = 2  # split K until output tiles x splits reach this many programs per SM
 MAX_SPLIT_K = 16  # partials are SPLIT_K x M x N fp32: more splits cost more than they hide
@@ -384,21 +395,28 @@ REDUCE_BLOCK = 1024  # outputs per program of the split-K reduction
 
 @dataclass(frozen=True, slots=True)
 class LaunchPlan:
-    path: str  # "gemv" or "tiled" (`choose_path`)
+    path: str  # "fma", "gemv" or "tiled" (`choose_path`)
     config: MatmulConfig
     split_k: int  # programs along K, every one non-empty
     k_per_split: int  # a multiple of config.block_k
     grid: tuple[int, int]  # (output tiles, split_k)
 
 
-def choose_path(M: int) -> str:
-    """Path for M rows of x: "gemv" for decode-sized M (split-K, weight-bandwidth bound), else "tiled"."""
+def choose_path(M: int, fmt: str = "int4") -> str:
+    """Path for M rows of x in weight format `fmt` ("int4", "nf4", "int8"): "fma" (CUDA-core GEMV)
+    for one row where the format has one, "gemv" (one 16-row tensor-core tile, split-K) up to
+    GEMV_MAX_M, else "tiled"."""
+    if M <= FMA_MAX_M and fmt in FMA_CONFIGS:
+        return "fma"
     return "gemv" if M <= GEMV_MAX_M else "tiled"
 
 
-def config_for(M: int) -> MatmulConfig:
-    if choose_path(M) == "gemv":
-        return GEMV_CONFIG
+def config_for(M: int, fmt: str = "int4") -> MatmulConfig:
+    path = choose_path(M, fmt)
+    if path == "fma":
+        return FMA_CONFIGS[fmt]
+    if path == "gemv":
+        return GEMV_CONFIGS[fmt]
     return next(c for max_m, c in TILED_CONFIGS if max_m is None or M <= max_m)
 
 
@@ -409,11 +427,11 @@ def _num_sms(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def split_k_for(num_tiles: int, k_tiles: int, num_sms: int) -> int:
-    """The fewest splits (a power of two) that give TARGET_PROGRAMS_PER_SM programs per SM,
-    at most MAX_SPLIT_K and at most one split per BLOCK_K step of K."""
+def split_k_for(num_tiles: int, k_tiles: int, num_sms: int, per_sm: int = TARGET_PROGRAMS_PER_SM) -> int:
+    """The fewest splits (a power of two) that give `per_sm` programs per SM, at most
+    MAX_SPLIT_K and at most one split per BLOCK_K step of K."""
     split = 1
-    while num_tiles * split < TARGET_PROGRAMS_PER_SM * num_sms and split * 2 <= min(k_tiles, MAX_SPLIT_K):
+    while num_tiles * split < per_sm * num_sms and split * 2 <= min(k_tiles, MAX_SPLIT_K):
         split *= 2
     return split
 
@@ -421,12 +439,14 @@ def split_k_for(num_tiles: int, k_tiles: int, num_sms: int) -> int:
 def plan_launch(
     M: int, N: int, K: int, device: torch.device, config: MatmulConfig | None = None
 ) -> LaunchPlan:
-    """Path, tiles and split-K for an [M, K] x [K, N] product (M, N, K >= 1)."""
-    path = choose_path(M)
+    """Path, tiles and split-K for an [M, K] x [K, N] product (M, N, K >= 1); `config` None is
+    the int4 default (`config_for`)."""
     cfg = config or config_for(M)
+    path = "fma" if cfg.fma else choose_path(M, "nf4")  # the tensor-core path M takes
     num_tiles = triton.cdiv(M, cfg.block_m) * triton.cdiv(N, cfg.block_n)
     k_tiles = triton.cdiv(K, cfg.block_k)
-    split = cfg.split_k or split_k_for(num_tiles, k_tiles, _num_sms(torch.device(device)))
+    per_sm = cfg.programs_per_sm
+    split = cfg.split_k or split_k_for(num_tiles, k_tiles, _num_sms(torch.device(device)), per_sm)
     k_per_split = triton.cdiv(k_tiles, min(split, k_tiles)) * cfg.block_k
     split = triton.cdiv(K, k_per_split)  # splits that would start past K are dropped
     return LaunchPlan(path, cfg, split, k_per_split, (num_tiles, split))
@@ -559,7 +579,7 @@ def nf4_matmul(
         )
     _check_on(x.device, weight=weight)
     out = prepare_out(out, (x.shape[0], N), x)
-    cfg = config or config_for(x.shape[0])
+    cfg = config or config_for(x.shape[0], "nf4")
     if cfg.fma:
         raise ValueError("NF4 has no CUDA-core GEMV (fma=True is for int4 and int8)")
     block_k = cfg.block_k
@@ -595,7 +615,7 @@ def int8_matmul(
     _check_on(x.device, w_int8=w_int8, scale=scale)
     require_contiguous(w_int8=w_int8, scale=scale)
     out = prepare_out(out, (x.shape[0], N), x)
-    cfg = config or config_for(x.shape[0])
+    cfg = config or config_for(x.shape[0], "int8")
     kernel = _int8_gemv_kernel if cfg.fma else _int8_matmul_kernel
     return _launch(kernel, x, out, N, K, (w_int8, scale), {}, cfg)
 
@@ -726,8 +746,20 @@ def _int8_launcher(x, w_int8, scale, w_dense=None, out=None):
     return int8_matmul(x, w_int8, scale, out=out)
 
 
+def _dense_in_dtype(x, *args, w_dense, **kwargs):
+    """PyTorch's own computation: the dequantized weight, torch.mm in x's dtype (cuBLAS, which may
+    sum in reduced precision: torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction)."""
+    return torch.mm(x, w_dense.t())
+
+
+_GEMV_ROUNDING = (
+    "at M = 1 the CUDA-core GEMV (w4a16_gemv.py) scales each group's exact sum of x (q - z) once "
+    "instead of rounding every weight to the 16-bit type first; the two differ by the sum of the "
+    "weights' roundings, which follows the size of the summed terms (the tests hold both to fp64)"
+)
 _COMMON = dict(
     module=__name__,
+    low_precision_reference=_dense_in_dtype,
     test_shapes=TEST_SHAPES,
     bench_shapes=BENCH_SHAPES,
     flops=_flops,
@@ -742,6 +774,7 @@ W4A16_SPEC = KernelSpec(
     make_inputs=_int4_inputs,
     bytes_moved=_int4_bytes,
     baselines=("cublas-bf16", "torch-int4pack"),
+    error_scales_with_rms=_GEMV_ROUNDING,
     summary="x @ W.T, W int4 group-wise (g128, zero points) dequantized in registers: split-K GEMV or tiled",
     **_COMMON,
 )
@@ -762,6 +795,7 @@ INT8_MATMUL_SPEC = KernelSpec(
     make_inputs=_int8_inputs,
     bytes_moved=_int8_bytes,
     baselines=("cublas-bf16",),
+    error_scales_with_rms=_GEMV_ROUNDING.replace("x (q - z)", "x q").replace("group's", "channel's"),
     summary="x @ W.T with W int8 per output channel, dequantized in registers",
     **_COMMON,
 )

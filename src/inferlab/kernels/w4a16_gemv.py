@@ -60,9 +60,10 @@ def _int4_gemv_kernel(
         mask_i = offs_i < rows_end  # the last step of the last split may pass K
         ahead = _int4_words(qweight_ptr, k0 // 8 + BLOCK_I, rows_end, offs_n, mask_n, N, BLOCK_I)
         g_offs = (offs_i * 8 // GROUP_SIZE)[:, None] * N + offs_n[None, :]  # each word row's group
-        scale = tl.load(scales_ptr + g_offs, mask=mask_n[None, :], other=0.0).to(tl.float32)
+        g_mask = mask_i[:, None] & mask_n[None, :]  # a scale past K would be NaN x 0 = NaN
+        scale = tl.load(scales_ptr + g_offs, mask=g_mask, other=0.0).to(tl.float32)
         if HAS_ZEROS:
-            zero = tl.load(zeros_ptr + g_offs, mask=mask_n[None, :], other=0).to(tl.float32)
+            zero = tl.load(zeros_ptr + g_offs, mask=g_mask, other=0).to(tl.float32)
         else:
             zero = tl.full((BLOCK_I, BLOCK_N), 8.0, tl.float32)
         bias = 8388608.0 + zero  # 2^23 + z, exact
