@@ -158,11 +158,11 @@ def test_int8_k_tail_and_nf4_swap(config, device):
         )
 
 
-def test_config_errors():
+def test_config_errors(device):
     with pytest.raises(ValueError, match="one row of x per program"):
         MatmulConfig(16, 64, 128, fma=True)
-    qw = quantize_int4(_randn(8, 128, seed=44), 128, scale_dtype=torch.float16)
-    x = _randn(1, 128, dtype=torch.float16, seed=45)
+    qw = quantize_int4(_randn(8, 128, seed=44, device=device), 128, scale_dtype=torch.float16)
+    x = _randn(1, 128, dtype=torch.float16, seed=45, device=device)
     with pytest.raises(ValueError, match="swap_ab needs planes=False"):
         w4a16_matmul(x, qw, config=MatmulConfig(16, 16, 128, swap_ab=True))
 
@@ -354,12 +354,14 @@ def test_bitsandbytes_state_goes_in_as_is(device):
     if provider.__class__.__name__ == "Unavailable":
         pytest.skip(provider.reason)
     got = provider.fn(inputs, torch.empty(3, 24, dtype=torch.bfloat16, device=device))
-    # bitsandbytes multiplies in bf16 through cuBLAS, which may sum in reduced precision: held to
-    # the SPEC's rule, as the bench gate holds it (twice torch's own bf16 error allowed)
+    # bitsandbytes multiplies in bf16 through cuBLAS (6 bf16 steps off at an output near 2 on the
+    # H200): held to the rule the bench gate applies to every provider (bench/gate.py: the rms
+    # term, plus twice torch's own bf16 error); wrong plumbing (a transposed or misread state) is
+    # off by about the rms and still fails
     want = NF4_MATMUL_SPEC.reference(**inputs)
     (floor,) = torch_error_floor(NF4_MATMUL_SPEC, inputs, (want,))
     tol = TOLERANCES[torch.bfloat16]
-    assert not outside_tolerance(got.double(), want.double(), tol, with_rms=False, floor=floor).any()
+    assert not outside_tolerance(got.double(), want.double(), tol, with_rms=True, floor=floor).any()
 
 
 def test_bytes_and_bench_shapes():
