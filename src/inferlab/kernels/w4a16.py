@@ -101,7 +101,7 @@ from inferlab.kernels.quant_formats import (
     quantize_nf4_ref,
 )
 from inferlab.kernels.spec import BenchShape, KernelSpec, Shape, random_tensor
-from inferlab.kernels.w4a16_gemv import _int4_gemv_kernel, _int8_gemv_kernel
+from inferlab.kernels.w4a16_gemv import INT4_GEMV_MASKS, _int4_gemv_kernel, _int8_gemv_kernel
 
 ACT_DTYPES = (torch.float16, torch.bfloat16)
 INT4_MIN_BLOCK_K = 128  # 8 nibble planes of block_k / 8 >= 16 inputs each (one tensor-core K step)
@@ -539,6 +539,7 @@ def w4a16_matmul(
     if cfg.fma:
         constexprs = dict(GROUP_SIZE=G, HAS_ZEROS=zeros is not None)
         weight_args = (qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros)
+        weight_args += INT4_GEMV_MASKS
         return _launch(_int4_gemv_kernel, x, out, N, K, weight_args, constexprs, cfg)
     if cfg.planes and cfg.block_k < INT4_MIN_BLOCK_K:
         raise ValueError(

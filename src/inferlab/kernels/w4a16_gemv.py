@@ -7,18 +7,26 @@ so each weight can afford about 3.5 operations, dequantization and multiply-add 
 tensor-core kernels in w4a16.py spend more than that (unpacking, rounding each weight to the
 16-bit type, layout shuffles into the mma operand), and measured 0.8x cuBLAS bf16 at M = 1.
 
-These kernels spend four per int4 weight (shift, and-or, subtract, fused multiply-add):
+The int4 kernel spends about two and a half (SASS: half a shift, one LOP3, one FFMA):
 
-    (word >> 4j) & 0xF | 0x4B000000, read as fp32, is 2^23 + q exactly; minus (2^23 + zero) is
-    q - z exactly; x times that is added into an fp32 accumulator that stays in the thread.
+    one shift puts nibbles 2p and 2p + 1 of a word at bits 15-18 and 19-22; "and" with their
+    mask, "or" with 0x3F800000 (one LOP3) and the bits read as fp32 are exactly 1 + q / 2^8
+    and 1 + q / 2^4. Times x pre-scaled by 2^8 or 2^4 (exact: powers of two) that is
+    2^e x + x q, added into an fp32 accumulator that stays in the thread; once per word row
+    the sum of 2^e x and z times the sum of x come off: sum x (q - z), times the scale s.
 
-The scale is applied once per group (y = sum over groups of s * sum of x (q - z)), not to each
-weight, and partial sums stay in each thread's registers across the K loop ([BLOCK_M, BLOCK_K/8,
+Why not the better known 2^23 + q (q | 0x4B000000)? x times 2^23 + q would round q away, so it
+needs a subtraction per weight before the multiply. Here the offset 2^e x is only 16-256 times
+|x q|: each product rounds at 2^-24 of 2^8 |x|, and the result keeps ~16 of fp32's 24 bits after
+the correction, far below the 16-bit output's own rounding.
+
+The scale is applied once per word row (y = sum over groups of s * sum of x (q - z)), not to
+each weight, and partial sums stay in each thread's registers across the K loop ([BLOCK_K/8,
 BLOCK_N] for int4) and are summed across threads once at the end. So unlike the tensor-core
 kernels, W is never rounded to the 16-bit type: the result is the exact-weight product summed in
-fp32, closer to the fp64 truth than "dequantize to bf16, then matmul" (tests/test_kernels_w4a16.py
-checks both against fp64); it differs from that reference by the weights' roundings, which is why
-the SPECs let the error follow the output's rms.
+fp32, as close to the fp64 truth as "dequantize to bf16, then matmul" or closer
+(tests/test_kernels_w4a16.py holds both to fp64); it differs from that reference by the weights'
+roundings, which is why the SPECs let the error follow the output's rms.
 
 int8: q + 0x4B000080 read as fp32 is 2^23 + 128 + q, minus (2^23 + 128) is q: three operations
 and a multiply-add per weight, the channel scale applied to the finished sum.
@@ -29,6 +37,11 @@ from __future__ import annotations
 from inferlab.kernels._matmul_tiles import _store_tile
 from inferlab.kernels._triton import tl, triton
 
+# Bits 15-18 and 19-22 of a word. As run-time arguments they live in registers, so the compiler
+# can fold "and with the mask, or with the exponent" into one LOP3 (it takes one immediate; as
+# two constants, ptxas emitted an AND and an OR per weight).
+INT4_GEMV_MASKS = (0x00078000, 0x00780000)
+
 
 @triton.jit
 def _int4_gemv_kernel(
@@ -37,6 +50,7 @@ def _int4_gemv_kernel(
     qweight_ptr,  # int32 [K/8, N]: input 8i + j of output n in bits 4j of word (i, n)
     scales_ptr,  # [K/G, N] x's dtype
     zeros_ptr,  # uint8 [K/G, N]                          (HAS_ZEROS only; else 8)
+    mask_15_18, mask_19_22,  # INT4_GEMV_MASKS, passed at run time so that they sit in registers
     GROUP_SIZE: tl.constexpr, HAS_ZEROS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
@@ -66,13 +80,28 @@ def _int4_gemv_kernel(
             zero = tl.load(zeros_ptr + g_offs, mask=g_mask, other=0).to(tl.float32)
         else:
             zero = tl.full((BLOCK_I, BLOCK_N), 8.0, tl.float32)
-        bias = 8388608.0 + zero  # 2^23 + z, exact
         part = tl.zeros((BLOCK_I, BLOCK_N), dtype=tl.float32)
-        for j in tl.static_range(8):
-            q = (((words >> (4 * j)) & 0xF) | 0x4B000000).to(tl.float32, bitcast=True) - bias
-            xj = tl.load(x_row + (offs_i * 8 + j) * stride_xk, mask=mask_i, other=0.0).to(tl.float32)
-            part += xj[:, None] * q  # x times (q - z), exactly (q - z) before the rounding of the fma
-        acc += part * scale
+        x_sum = tl.zeros((BLOCK_I,), dtype=tl.float32)  # sum over j of x
+        x_scaled_sum = tl.zeros((BLOCK_I,), dtype=tl.float32)  # sum over j of 2^8 x or 2^4 x
+        for p in tl.static_range(4):  # nibbles 2p and 2p + 1 of each word: one shift for two
+            if 8 * p <= 15:
+                moved = words << (15 - 8 * p)  # nibble 2p to bits 15-18, 2p + 1 to bits 19-22
+            else:
+                moved = words >> (8 * p - 15)
+            # with exponent bits 0x3F800000 these read as 1 + q / 2^8 and 1 + q / 2^4, exactly
+            even = ((moved & mask_15_18) | 0x3F800000).to(tl.float32, bitcast=True)
+            odd = ((moved & mask_19_22) | 0x3F800000).to(tl.float32, bitcast=True)
+            x_even = tl.load(x_row + (offs_i * 8 + 2 * p) * stride_xk, mask=mask_i, other=0.0).to(tl.float32)
+            x_odd = tl.load(x_row + (offs_i * 8 + 2 * p + 1) * stride_xk, mask=mask_i, other=0.0).to(
+                tl.float32
+            )
+            # 2^8 x (1 + q / 2^8) = 2^8 x + x q: powers of two, so the scaling itself is exact
+            part += (x_even * 256.0)[:, None] * even  # two statements: two FFMAs, not FMUL+FFMA+FADD
+            part += (x_odd * 16.0)[:, None] * odd
+            x_sum += x_even + x_odd
+            x_scaled_sum += x_even * 256.0 + x_odd * 16.0
+        # part = sum 2^e x + sum x q, so sum x (q - z) = part - sum 2^e x - z sum x; times s
+        acc += (part - x_scaled_sum[:, None] - zero * x_sum[:, None]) * scale
         words = ahead
     y = tl.sum(acc, axis=0)[None, :]  # across the word rows: the one cross-thread sum
     offs_m = row + tl.arange(0, 1)
