@@ -43,6 +43,8 @@ def bench_table(rows: list[dict], title: str = "Benchmark (cold L2, CUDA-graph r
         time_text = f"{cold['median']:.2f} {_interval(cold['p20'], cold['p80'])}"
         if not r["method"].startswith("cuda-graph"):
             time_text += " (eager events)"
+        if cold.get("run_to_run") is not None:  # absent in runs saved before passes
+            time_text += f"\nrun-to-run {cold['run_to_run']:.2%}"
         table.add_row(
             r["kernel"],
             r["shape"],
@@ -74,18 +76,25 @@ def _num(sheet: dict, key: str) -> str:
     return f"{sheet[key]:g}" if key in sheet else "unknown"
 
 
+def _spread_text(spread: float | None) -> str:
+    return "none" if spread is None else f"{spread:.2%}"  # the header says which run has none
+
+
 def compare_table(cmp: Comparison) -> Table:
+    """One row per (kernel, shape, dtype, provider); the interval of "B vs A" is already
+    stretched by the run-to-run spreads shown beside it."""
     table = Table(title="\n".join(cmp.header))
-    for col in ("kernel", "shape", "dtype", "provider", "A µs", "B µs", "B vs A"):
+    for col in ("kernel", "shape", "dtype", "provider", "A µs", "B µs", "run-to-run A / B", "B vs A"):
         table.add_column(col)
     for e in cmp.rows:
         if e["ratio"] is None:
             status = f"A {e['status_a']}, B {e['status_b']}"
-            table.add_row(*e["key"], "-", "-", status)
+            table.add_row(*e["key"], "-", "-", "-", status)
             continue
         ratio = e["ratio"]
+        spreads = f"{_spread_text(e['spread_a'])} / {_spread_text(e['spread_b'])}"
         change = f"{ratio['value']:.3f}x {_interval(ratio['ci_low'], ratio['ci_high'], 3)} {ratio['verdict']}"
-        table.add_row(*e["key"], f"{e['median_a']:.2f}", f"{e['median_b']:.2f}", change)
+        table.add_row(*e["key"], f"{e['median_a']:.2f}", f"{e['median_b']:.2f}", spreads, change)
     return table
 
 

@@ -1,15 +1,20 @@
 """One benchmark run: for each kernel and shape, gate every provider, time the correct ones
 interleaved, check their timed outputs again, and turn samples into rows.
 
-The order for one shape:
+The order for one shape, in one pass:
 1. input sets (enough to exceed 3x L2, or two plus an L2 flush: see `timing.plan_cold`);
-2. per provider: a first call (compile/autotune time, recorded apart), then the gate on two
-   input sets in a row; a provider that fails is INCORRECT and never timed;
+2. first pass only, per provider: a first call (compile/autotune time, recorded apart), then
+   the gate on two input sets in a row; a provider that fails is INCORRECT and never timed;
 3. rounds: every correct provider's cold and warm sample in turn (A B A B ...), until every
    median is known to 1% or a cap is reached;
 4. per provider: the output of its last timed call against the reference of the inputs that
-   call was given; then eager time, the % of the measured ceiling (over 105%: IMPOSSIBLE), and
-   the paired speedup of ours against each baseline.
+   call was given (every pass); then eager time.
+
+A kernel's shapes are measured in `passes` passes over the whole list (shape 1, 2, ..., last,
+then shape 1 again), each pass with new input sets, outputs and graphs, so that drift of the
+card's state and of where buffers land shows up between passes. `finish_rows` pools the passes:
+% of the measured ceiling (over 105%: IMPOSSIBLE), intervals widened to the pass medians, and
+paired speedups of ours against each baseline.
 
 `finish_rows` (samples in, rows out) is plain Python and unit-tested; the rest needs a GPU.
 """
@@ -24,12 +29,20 @@ import torch
 from inferlab.bench.ceilings import ceiling_for, fraction_of_ceiling, is_impossible
 from inferlab.bench.gate import as_tuple, check_outputs, gate, out_arg
 from inferlab.bench.providers import OURS, Provider, Unavailable
-from inferlab.bench.stats import StopRule, paired_speedup, run_rounds, summarize
+from inferlab.bench.stats import (
+    StopRule,
+    paired_speedup_passes,
+    run_rounds,
+    split_passes,
+    summarize,
+    summarize_passes,
+)
 from inferlab.kernels.spec import BenchShape, KernelSpec, torch_error_floor
 
 QUICK = StopRule(min_rounds=5, max_rounds=40, time_cap_s=3.0, target=0.02)
 FULL = StopRule(min_rounds=10, max_rounds=400, time_cap_s=15.0)
-EAGER_REPEATS = 5
+EAGER_REPEATS = 5  # per pass
+PASSES = 2  # two passes are the fewest that show drift between them
 
 
 def shape_label(shape: BenchShape) -> str:
@@ -51,9 +64,11 @@ class Measured:
     problems: list[str]
     method: str = ""
     first_call_s: float | None = None
-    cold_us: list[float] | None = None
+    cold_us: list[float] | None = None  # every pass's samples, concatenated in pass order
     warm_us: list[float] | None = None
     eager_us: list[float] | None = None
+    pass_rounds: list[int] | None = None  # rounds per pass; None: all samples are one pass
+    calls: int | None = None  # calls per graph replay, chosen in the first pass, kept after
 
 
 def metric(
@@ -73,7 +88,10 @@ def finish_rows(
     ceilings: dict | None,
     extra: dict | None = None,
 ) -> list[dict]:
-    """Summaries, rates, % of ceiling, IMPOSSIBLE flags and paired speedups of ours vs each baseline."""
+    """Summaries, rates, % of ceiling, IMPOSSIBLE flags and paired speedups of ours vs each baseline.
+
+    Samples of all passes are pooled; each interval also takes in every pass's own median or
+    speedup (`stats.summarize_passes`, `stats.paired_speedup_passes`)."""
     ceiling = ceiling_for(ceilings, spec.bound, dtype)
     rows = []
     for m in measured:
@@ -89,10 +107,12 @@ def finish_rows(
             "method": m.method,
             "first_call_s": m.first_call_s,
             "samples": {"cold_us": m.cold_us, "warm_us": m.warm_us, "eager_us": m.eager_us},
+            "pass_rounds": m.pass_rounds or ([len(m.cold_us)] if m.cold_us else []),
             **(extra or {}),
         }
         if m.status == "ok" and m.cold_us:
-            cold, warm = summarize(m.cold_us), summarize(m.warm_us or m.cold_us)
+            cold = summarize_passes(split_passes(m.cold_us, row["pass_rounds"]))
+            warm = summarize_passes(split_passes(m.warm_us or m.cold_us, row["pass_rounds"]))
             eager = summarize(m.eager_us).median if m.eager_us else None
             unit, value = metric(spec, shape.dims, dtype, cold.median)
             fraction = fraction_of_ceiling(value, ceiling)
@@ -109,13 +129,17 @@ def finish_rows(
         rows.append(row)
     ok = {r["provider"]: r for r in rows if r["status"] == "ok"}
     if OURS in ok:
-        ours = ok[OURS]["samples"]["cold_us"]
+        ours = _cold_passes(ok[OURS])
         ok[OURS]["speedups"] = {
-            name: paired_speedup(r["samples"]["cold_us"], ours).to_json()
+            name: paired_speedup_passes(_cold_passes(r), ours).to_json()
             for name, r in ok.items()
             if name != OURS
         }
     return rows
+
+
+def _cold_passes(row: dict) -> list[list[float]]:
+    return split_passes(row["samples"]["cold_us"], row["pass_rounds"])
 
 
 # ---------------------------------------------------------------- the GPU part
@@ -125,6 +149,31 @@ def _inputs(spec: KernelSpec, dims, dtype, count: int, seed: int) -> list[dict]:
     return [spec.make_inputs(dims, dtype, device, gen) for _ in range(count)]
 
 
+def _first_call_and_gate(
+    p: Provider | Unavailable, sets: list[dict], expected: dict, floors: dict, num_sets: int
+) -> Measured:
+    """The first pass's checks for one provider: "ok" with its calls per replay, or why not."""
+    from inferlab.bench.timing import calls_per_replay, event_ms
+
+    if isinstance(p, Unavailable):
+        return Measured(p.name, "unavailable", [p.reason])
+    outs = [tuple(torch.empty_like(e) for e in expected[0]) for _ in range(2)]
+    start = time.perf_counter()
+    try:
+        p.fn(sets[0], out_arg(outs[0]))  # compiles / autotunes here, outside steady state
+        torch.cuda.synchronize()
+    except Exception as e:  # a baseline that cannot run this shape is reported, not fatal
+        return Measured(p.name, "INCORRECT", [f"first call raised {type(e).__name__}: {e}"])
+    first_call_s = time.perf_counter() - start
+    problems = gate(p, sets[:2], [expected[0], expected[1]], outs, [floors[0], floors[1]])
+    if problems:
+        return Measured(p.name, "INCORRECT", problems, first_call_s=first_call_s)
+    one_call = lambda: p.fn(sets[0], out_arg(outs[0]))
+    est_us = sorted(event_ms(one_call) for _ in range(3))[1] * 1000  # median of 3
+    calls = calls_per_replay(est_us, num_sets)
+    return Measured(p.name, "ok", [], first_call_s=first_call_s, calls=calls)
+
+
 def measure_shape(
     spec: KernelSpec,
     shape: BenchShape,
@@ -132,42 +181,42 @@ def measure_shape(
     providers: list[Provider | Unavailable],
     rule: StopRule,
     seed: int = 0,
+    earlier: list[Measured] | None = None,
 ) -> tuple[list[Measured], dict]:
-    """Gate, then time, every provider at one shape on GPU 0. Returns (measurements, facts)."""
-    from inferlab.bench.timing import Flush, ProviderTimer, calls_per_replay, event_ms, l2_bytes, plan_cold
+    """One pass over one shape on GPU 0. Returns (measurements, this pass's facts).
+
+    Without `earlier`, the first pass: every provider is gated, then the correct ones timed.
+    With `earlier` (this shape's measurements from the passes before), the providers still "ok"
+    are timed again on new input sets, outputs and graphs, and their samples appended."""
+    from inferlab.bench.timing import Flush, ProviderTimer, l2_bytes, plan_cold
 
     dims = shape.dims
     set_bytes = spec.bytes_moved(dims, dtype)
     plan = plan_cold(set_bytes, l2_bytes())
+    # The same seed every pass: the same values in new allocations, so passes differ only in
+    # where the buffers landed and when they ran.
     sets = _inputs(spec, dims, dtype, plan.num_sets, seed)
     last = plan.num_sets - 1
     expected = {i: as_tuple(spec.reference(**sets[i])) for i in sorted({0, 1, last})}
     floors = {i: torch_error_floor(spec, sets[i], expected[i]) for i in expected}
     flush = Flush(plan.flush_bytes) if plan.method == "flush" else None
-    measured, timers = [], {}
-    for p in providers:
-        if isinstance(p, Unavailable):
-            measured.append(Measured(p.name, "unavailable", [p.reason]))
+    if earlier is None:
+        measured = [_first_call_and_gate(p, sets, expected, floors, plan.num_sets) for p in providers]
+    else:
+        measured = earlier
+    pass_number = max((len(m.pass_rounds or []) for m in measured), default=0) + 1
+    by_name = {p.name: p for p in providers}
+    timers = {}
+    for m in measured:
+        if m.status != "ok":
             continue
-        outs = [tuple(torch.empty_like(e) for e in expected[0]) for _ in range(plan.num_sets)]
-        start = time.perf_counter()
-        try:
-            p.fn(sets[0], out_arg(outs[0]))  # compiles / autotunes here, outside steady state
-            torch.cuda.synchronize()
-        except Exception as e:  # a baseline that cannot run this shape is reported, not fatal
-            measured.append(Measured(p.name, "INCORRECT", [f"first call raised {type(e).__name__}: {e}"]))
-            continue
-        first_call_s = time.perf_counter() - start
-        problems = gate(p, sets[:2], [expected[0], expected[1]], outs[:2], [floors[0], floors[1]])
-        if problems:
-            measured.append(Measured(p.name, "INCORRECT", problems, first_call_s=first_call_s))
-            continue
-        one_call = lambda p=p, first=sets[0], out=out_arg(outs[0]): p.fn(first, out)
-        est_us = sorted(event_ms(one_call) for _ in range(3))[1] * 1000  # median of 3
-        out_args = [out_arg(o) for o in outs]
-        timer = ProviderTimer(p, sets, out_args, plan, calls_per_replay(est_us, plan.num_sets), flush)
-        timers[p.name] = timer
-        measured.append(Measured(p.name, "ok", [], timer.method, first_call_s))
+        outs = [out_arg(tuple(torch.empty_like(e) for e in expected[0])) for _ in range(plan.num_sets)]
+        timer = ProviderTimer(by_name[m.provider], sets, outs, plan, m.calls, flush)
+        timers[m.provider] = timer
+        if not m.method:
+            m.method = timer.method
+        elif timer.method != m.method:  # e.g. graph capture failed in one pass only
+            m.method += f"; pass {pass_number}: {timer.method}"
 
     round_timers = {}
     for name, t in timers.items():
@@ -178,13 +227,15 @@ def measure_shape(
         if m.provider not in timers:
             continue
         t = timers[m.provider]
-        m.cold_us, m.warm_us = samples[f"{m.provider}|cold"], samples[f"{m.provider}|warm"]
-        m.eager_us = [t.eager_us() for _ in range(EAGER_REPEATS)]
+        cold, warm = samples[f"{m.provider}|cold"], samples[f"{m.provider}|warm"]
+        m.cold_us, m.warm_us = (m.cold_us or []) + cold, (m.warm_us or []) + warm
+        m.eager_us = (m.eager_us or []) + [t.eager_us() for _ in range(EAGER_REPEATS)]
+        m.pass_rounds = (m.pass_rounds or []) + [len(cold)]
         problem = check_outputs(
             f"last timed call (input set {t.last_set})", t.last_out, expected[t.last_set], floors[t.last_set]
         )
         if problem:
-            m.status, m.problems = "INCORRECT", [f"after timing: {problem}"]
+            m.status, m.problems = "INCORRECT", [f"after timing (pass {pass_number}): {problem}"]
     facts = {
         "cold_plan": plan.describe(set_bytes),
         "calls_per_replay": {n: t.calls for n, t in timers.items()},
@@ -194,6 +245,16 @@ def measure_shape(
     del timers, sets, expected, flush
     torch.cuda.empty_cache()
     return measured, facts
+
+
+def pooled_facts(passes: list[dict]) -> dict:
+    """One shape's facts over its passes: the first pass's plan, each pass's stop reason, all rounds."""
+    return {
+        "cold_plan": passes[0]["cold_plan"],
+        "calls_per_replay": passes[0]["calls_per_replay"],  # kept for later passes
+        "stop_reason": [f["stop_reason"] for f in passes],
+        "rounds": sum(f["rounds"] for f in passes),
+    }
 
 
 def bench_dtype() -> torch.dtype:
@@ -209,19 +270,33 @@ def run_kernel(
     rule: StopRule,
     dtype: torch.dtype | None = None,
     on_shape=None,
+    passes: int = PASSES,
 ) -> list[dict]:
-    """Every shape of one kernel: rows ready for the report and the store."""
+    """Every shape of one kernel, in `passes` passes over the whole list: rows ready for the
+    report and the store.
+
+    Pass 2 of the first shape comes after pass 1 of the last, so the passes of one shape are
+    as far apart in time as the list allows, and each has its own allocations and graphs."""
+    if passes < 1:
+        raise ValueError(f"passes must be at least 1, not {passes}")
     dtype = dtype or bench_dtype()
+    measured: list[list[Measured] | None] = [None] * len(shapes)
+    facts: list[list[dict]] = [[] for _ in shapes]
+    for _ in range(passes):
+        for i, shape in enumerate(shapes):
+            if on_shape:
+                on_shape(spec, shape)
+            measured[i], pass_facts = measure_shape(spec, shape, dtype, providers, rule, earlier=measured[i])
+            facts[i].append(pass_facts)
     rows = []
-    for shape in shapes:
-        if on_shape:
-            on_shape(spec, shape)
-        measured, facts = measure_shape(spec, shape, dtype, providers, rule)
-        rows.extend(finish_rows(spec, shape, dtype, measured, ceilings, facts))
+    for shape, shape_measured, shape_facts in zip(shapes, measured, facts, strict=True):
+        rows.extend(finish_rows(spec, shape, dtype, shape_measured, ceilings, pooled_facts(shape_facts)))
     return rows
 
 
-def run_registered(names: list[str], ceilings: dict | None, rule: StopRule) -> list[dict]:
+def run_registered(
+    names: list[str], ceilings: dict | None, rule: StopRule, passes: int = PASSES
+) -> list[dict]:
     """Registered kernels by name, each at its SPEC's benchmark shapes against all its providers."""
     from inferlab.bench.providers import providers_for
     from inferlab.kernels import get_spec
@@ -229,7 +304,7 @@ def run_registered(names: list[str], ceilings: dict | None, rule: StopRule) -> l
     rows = []
     for name in names:
         spec = get_spec(name)
-        rows += run_kernel(spec, list(spec.bench_shapes), providers_for(spec), ceilings, rule)
+        rows += run_kernel(spec, list(spec.bench_shapes), providers_for(spec), ceilings, rule, passes=passes)
     return rows
 
 

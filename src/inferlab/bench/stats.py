@@ -10,13 +10,18 @@ Pure numpy, so every rule here is unit-tested on synthetic samples without a GPU
 - A speedup is paired: providers run interleaved (A B A B ...) in rounds, so a slow stretch of
   the card hits both; the speedup is the median of per-round ratios, with a bootstrap interval.
 - A verdict says "faster" or "slower" only where that interval excludes 1.0.
+- Passes: a run measures each shape several times, minutes apart, with fresh allocations. A
+  bootstrap interval only knows the noise inside one pass; the card's state and where the
+  buffers landed move every provider together between passes (and between runs), so a time's
+  interval is widened to the hull of the pooled interval and every pass's median, and the
+  relative spread of the pass medians (`run_to_run`) is kept to widen `bench compare` too.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -37,6 +42,8 @@ class Summary:
     ci_low: float  # 95% bootstrap interval of the median
     ci_high: float
     outliers: int  # samples above p75 + 3 IQR, counted, kept
+    pass_medians: tuple[float, ...] = ()  # one per pass (`summarize_passes`); empty from `summarize`
+    run_to_run: float | None = None  # (max - min pass median) / median; None with under two passes
 
     @property
     def rel_half_width(self) -> float:
@@ -58,6 +65,7 @@ class Ratio:
     ci_high: float
     verdict: str  # "faster", "slower" or SAME
     n: int
+    pass_values: tuple[float, ...] = ()  # the ratio within each pass (`paired_speedup_passes`)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -110,6 +118,13 @@ def verdict(ci_low: float, ci_high: float) -> str:
     return SAME
 
 
+def _round_ratios(baseline: Sequence[float], candidate: Sequence[float]) -> np.ndarray:
+    b, c = _as_array(baseline), _as_array(candidate)
+    if b.size != c.size:
+        raise ValueError(f"paired samples need one per round each: {b.size} vs {c.size}")
+    return b / c
+
+
 def paired_speedup(
     baseline: Sequence[float], candidate: Sequence[float], seed: int = 0, resamples: int = NUM_RESAMPLES
 ) -> Ratio:
@@ -117,10 +132,7 @@ def paired_speedup(
 
     Ratio per round = baseline time / candidate time (> 1: candidate faster); the speedup is
     the median of those ratios, and its interval a bootstrap over rounds."""
-    b, c = _as_array(baseline), _as_array(candidate)
-    if b.size != c.size:
-        raise ValueError(f"paired samples need one per round each: {b.size} vs {c.size}")
-    ratios = b / c
+    ratios = _round_ratios(baseline, candidate)
     low, high = bootstrap_median_ci(ratios, seed, resamples)
     return Ratio(float(np.median(ratios)), low, high, verdict(low, high), int(ratios.size))
 
@@ -138,6 +150,58 @@ def unpaired_ratio(
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(med_a / med_b, [tail, 100 - tail])
     return Ratio(float(np.median(a) / np.median(b)), float(low), float(high), verdict(low, high), int(b.size))
+
+
+# ---------------------------------------------------------------- passes
+def split_passes(samples: Sequence[float], rounds_per_pass: Sequence[int]) -> list[list[float]]:
+    """Pooled samples cut back into their passes (a row stores them concatenated, pass by pass)."""
+    if sum(rounds_per_pass) != len(samples) or any(n < 1 for n in rounds_per_pass):
+        raise ValueError(f"{len(samples)} samples do not split into passes of {list(rounds_per_pass)}")
+    bounds = np.cumsum([0, *rounds_per_pass])
+    return [list(samples[start:end]) for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def pass_spread(pass_medians: Sequence[float], median: float) -> float | None:
+    """(max - min) of the pass medians over the pooled median: how far passes of one run moved
+    apart. None with fewer than two passes: unknown, which is not the same as zero."""
+    if len(pass_medians) < 2:
+        return None
+    return (max(pass_medians) - min(pass_medians)) / abs(median)
+
+
+def _hull(low: float, high: float, values: Sequence[float]) -> tuple[float, float]:
+    return min(low, *values), max(high, *values)
+
+
+def summarize_passes(passes: Sequence[Sequence[float]], seed: int = 0) -> Summary:
+    """`summarize` of the pooled samples, its interval widened to take in every pass's median."""
+    pooled = summarize([x for p in passes for x in p], seed)
+    medians = tuple(float(np.median(_as_array(p))) for p in passes)
+    low, high = _hull(pooled.ci_low, pooled.ci_high, medians)
+    spread = pass_spread(medians, pooled.median)
+    return replace(pooled, ci_low=low, ci_high=high, pass_medians=medians, run_to_run=spread)
+
+
+def paired_speedup_passes(
+    baseline: Sequence[Sequence[float]], candidate: Sequence[Sequence[float]], seed: int = 0
+) -> Ratio:
+    """`paired_speedup` with rounds paired within each pass and pooled; the interval widened to
+    take in each pass's own speedup (the median of its per-round ratios)."""
+    if len(baseline) != len(candidate):
+        raise ValueError(f"paired passes need the same number of passes: {len(baseline)} vs {len(candidate)}")
+    values = tuple(float(np.median(_round_ratios(b, c))) for b, c in zip(baseline, candidate, strict=True))
+    pooled = paired_speedup([x for p in baseline for x in p], [x for p in candidate for x in p], seed)
+    low, high = _hull(pooled.ci_low, pooled.ci_high, values)
+    return Ratio(pooled.value, low, high, verdict(low, high), pooled.n, values)
+
+
+def widen(ratio: Ratio, spread: float) -> Ratio:
+    """The interval stretched by a relative `spread` on each side, and the verdict taken again.
+
+    For `bench compare`: each run's median can sit anywhere in its own pass-to-pass range, so
+    the ratio of two medians can move by (1 + s_a)(1 + s_b), about 1 + s_a + s_b."""
+    low, high = ratio.ci_low * max(0.0, 1 - spread), ratio.ci_high * (1 + spread)
+    return replace(ratio, ci_low=low, ci_high=high, verdict=verdict(low, high))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,11 @@ writes the same file there too (e.g. `benchmarks/results/`, to commit it).
 
 Two runs are compared per (kernel, shape, dtype, provider) from their raw samples. They were
 not interleaved, so the ratio is unpaired (each side resampled on its own), and runs from
-different devices are refused unless the caller allows it and says so.
+different devices are refused unless the caller allows it and says so. Resampling only knows
+the noise inside each run; the card's state and where buffers land also move between runs, so
+the interval is stretched by both runs' pass-to-pass spreads (`stats.widen`) before the
+verdict. A run saved before passes existed (no `pass_rounds`) or with one pass has no spread
+to show: it counts as 0 and the comparison says "no repeat data".
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inferlab.bench.stats import unpaired_ratio
+import numpy as np
+
+from inferlab.bench.stats import pass_spread, split_passes, unpaired_ratio, widen
 from inferlab.errors import InferlabError
 
 KIND = "bench"
-FORMAT = 1
+FORMAT = 2  # 2: rows carry `pass_rounds` and pass-widened intervals; format 1 still loads
 
 
 def build_payload(
@@ -97,13 +103,27 @@ def device_identity(payload: dict) -> dict | None:
 @dataclass(slots=True)
 class Comparison:
     header: list[str]
-    rows: list[dict] = field(default_factory=list)  # key, medians, ratio (>1: B faster)
+    rows: list[dict] = field(default_factory=list)  # key, medians, spreads, ratio (>1: B faster)
     only_in_a: list[str] = field(default_factory=list)
     only_in_b: list[str] = field(default_factory=list)
 
 
 def _key(row: dict) -> tuple[str, str, str, str]:
     return (row["kernel"], row["shape"], row["dtype"], row["provider"])
+
+
+def run_to_run(row: dict) -> float | None:
+    """A row's pass-to-pass spread of cold medians, from its raw samples; None without repeats."""
+    samples, rounds = row["samples"].get("cold_us"), row.get("pass_rounds")
+    if not samples or not rounds or len(rounds) < 2:
+        return None
+    passes = split_passes(samples, rounds)
+    return pass_spread([float(np.median(p)) for p in passes], float(np.median(samples)))
+
+
+def has_repeats(payload: dict) -> bool:
+    """Whether any row of a run was measured in two passes or more."""
+    return any(len(r.get("pass_rounds") or []) >= 2 for r in payload["rows"])
 
 
 def compare_runs(
@@ -120,6 +140,12 @@ def compare_runs(
                 f"{(dev_b or {}).get('name')}); pass --allow-different-devices to compare anyway"
             )
         header.append("WARNING: different devices; the ratios mix code and hardware differences")
+    for name, payload in (("A", a), ("B", b)):
+        if not has_repeats(payload):
+            header.append(
+                f"{name} has no repeat data (saved before passes, or one pass): "
+                "its run-to-run drift counts as 0, so its intervals are too narrow"
+            )
     rows_a = {_key(r): r for r in a["rows"]}
     rows_b = {_key(r): r for r in b["rows"]}
     cmp = Comparison(header)
@@ -133,7 +159,9 @@ def compare_runs(
         if ra["status"] == rb["status"] == "ok" and sa and sb:
             entry["median_a"] = ra["cold_us"]["median"]
             entry["median_b"] = rb["cold_us"]["median"]
-            entry["ratio"] = unpaired_ratio(sa, sb).to_json()
+            entry["spread_a"], entry["spread_b"] = run_to_run(ra), run_to_run(rb)
+            spread = (entry["spread_a"] or 0.0) + (entry["spread_b"] or 0.0)  # unknown counts as 0
+            entry["ratio"] = widen(unpaired_ratio(sa, sb), spread).to_json()
         cmp.rows.append(entry)
     cmp.only_in_b = [" ".join(k) for k in rows_b if k not in rows_a]
     return cmp
