@@ -95,14 +95,17 @@ def _dequantize_blocks(
 
     # per block: absmax, double-dequantized in place when nested (two roundings, no FMA)
     if NESTED:
-        q_absmax = tl.load(absmax_ptr + blocks, mask=block_mask).to(tl.int32)  # 0..255
+        q_absmax = tl.load(absmax_ptr + blocks, mask=block_mask, eviction_policy="evict_first").to(tl.int32)
         scale2 = tl.load(absmax2_ptr + blocks // blocksize2, mask=block_mask)
         absmax = tl.load(code2_ptr + q_absmax) * scale2 + tl.load(offset_ptr)
     else:
         absmax = tl.load(absmax_ptr + blocks, mask=block_mask)
 
-    # per byte: two codes -> two values
-    packed = tl.load(packed_ptr + offs_byte, mask=byte_mask).to(tl.int32)  # 0..255
+    # per byte: two codes -> two values. The packed bytes and absmax codes are read once, so they
+    # are loaded evict-first: they should not push out of L2 the tables every program reads, nor
+    # (inside a model) the activations around the layer; the output keeps the default policy,
+    # since the matmul that follows reads it.
+    packed = tl.load(packed_ptr + offs_byte, mask=byte_mask, eviction_policy="evict_first").to(tl.int32)
     hi = tl.load(code_ptr + (packed >> 4)) * absmax[:, None]  # element 2j: the high nibble
     lo = tl.load(code_ptr + (packed & 0xF)) * absmax[:, None]  # element 2j + 1: the low nibble
     vals = tl.reshape(tl.join(hi, lo), (BLOCKS_PER_PROGRAM, BLOCKSIZE))  # [B, HALF, 2] -> [B, BLOCKSIZE]
