@@ -134,6 +134,9 @@ FLASH = "20261126T224337Z-bench.json"  # flash_attention against torch SDPA's ba
 FLASH_SHAPE, FLASH_LONG = "llama-3-8b:4x32x8x4096x4096x128", "llama-3-8b:1x32x8x16384x16384x128"
 PAGED = "20261126T224023Z-bench.json"  # paged_decode_attention against dense SDPA (lesson 10)
 PAGED_SHAPE = "llama-3-8b:32x32x8x4096x128x16"
+W4A16_M1 = "20261126T234518Z-bench.json"  # the int4 CUDA-core GEMV at M = 1 (lesson 8)
+W4A16_SHAPE = "llama-3-8b:1x4096x14336"
+W4A16_OURS = (W4A16_M1, "row", "w4a16_matmul", W4A16_SHAPE, "inferlab")
 
 
 def _result(name: str, *where: str) -> object:
@@ -175,6 +178,14 @@ MEASURED: list[tuple[int, str, str, tuple, float]] = [
             1,
         )
         for text, k in (("1.771", "value"), ("1.769", "ci_low"), ("1.777", "ci_high"))
+    ],
+    *[
+        (8, text, ".2f", (W4A16_M1, "row", "w4a16_matmul", W4A16_SHAPE, provider, "cold_us", "median"), 1)
+        for provider, text in (("inferlab", "18.61"), ("cublas-bf16", "30.96"), ("torch-int4pack", "18.24"))
+    ],
+    *[
+        (8, text, ".3f", (*W4A16_OURS, "speedups", vs, "value"), 1)
+        for vs, text in (("cublas-bf16", "1.663"), ("torch-int4pack", "0.976"))
     ],
     (8, "3666", ".0f", (KERNELS, "row", "nf4_dequantize", NF4_SHAPE, "inferlab", "rate", "value"), 1),
     (

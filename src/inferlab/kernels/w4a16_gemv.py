@@ -1,9 +1,10 @@
 """Decode GEMV on CUDA cores for the weight-only matmuls (int4 group-wise, int8 per channel).
 
 At M = 1 a tensor-core tile wastes 15 of its 16 rows, and what limits the kernel is not the
-multiply-adds but the ALU work per weight: an H200 streams about 36 int4 weights per clock per
-SM from HBM (4.8 TB/s over 132 SMs at ~2 GHz), and an SM issues 128 lane-operations per clock,
-so each weight can afford about 3.5 operations, dequantization and multiply-add included. The
+multiply-adds but the ALU work per weight: an H200 streams about 32 int4 weights per clock per
+SM from HBM (its measured 4.18 TB/s copy rate over 132 SMs at 1.98 GHz), and an SM issues 128
+lane-operations per clock, so each weight can afford about 4 operations, dequantization and
+multiply-add included. The
 tensor-core kernels in w4a16.py spend more than that (unpacking, rounding each weight to the
 16-bit type, layout shuffles into the mma operand), and measured 0.8x cuBLAS bf16 at M = 1.
 
