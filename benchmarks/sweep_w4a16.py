@@ -87,8 +87,8 @@ def tiled_candidates(fmt: str, m: int) -> list[MatmulConfig]:
     if m >= 64:  # 8 warps: the 4-warp 128x64 tile spilled (255 registers); deeper pipelines
         out += [
             MatmulConfig(bm, bn, bk, 8, 8, st, planes=False)
-            for bm, bn in ((64, 128), (128, 64), (128, 128), (64, 256)) for bk in (64, 128) for st in (2, 3, 4)
-            if bm <= m
+            for bm, bn in ((64, 128), (128, 64), (128, 128), (64, 256))
+            for bk in (64, 128) for st in (2, 3, 4) if bm <= m
         ]  # fmt: skip
     return out
 
