@@ -129,6 +129,7 @@ CEILINGS = "20261126T214305Z-bench.json"  # ceilings of the H200 run the lessons
 KERNELS = "20261126T214426Z-bench.json"  # nf4_dequantize and rope on that H200
 RUN_B = "20261126T214639Z-bench.json"  # the second run, minutes later, for the run-to-run comparison
 COMPARISON = "20261126T214639Z-compare-with-214305Z.txt"
+TWO_PASS_COMPARISON = "20261126T235233Z-compare-with-235139Z.txt"  # after the harness took two passes
 NF4_SHAPE, ROPE_SHAPE = "llama-3-8b:14336x4096", "llama-3-8b:1x4096x32x8x128"
 FLASH = "20261126T224337Z-bench.json"  # flash_attention against torch SDPA's back-ends (lesson 9)
 FLASH_SHAPE, FLASH_LONG = "llama-3-8b:4x32x8x4096x4096x128", "llama-3-8b:1x32x8x16384x16384x128"
@@ -489,6 +490,17 @@ def test_the_run_to_run_comparison_lesson_12_quotes_is_the_committed_one():
     for a, b, ratio in (*quoted, ("171.54", "162.42", "1.056")):
         assert re.search(rf"{re.escape(a)}\s*│\s*{re.escape(b)}\s*│\s*{re.escape(ratio)}x", text), (a, b)
         assert f"{ratio}×" in curriculum.get_lesson(12).body
+
+
+def test_the_two_pass_comparison_lesson_12_quotes_is_the_committed_one():
+    """The row lesson 12 quotes from the two-pass runs' comparison, and that every row agrees."""
+    text = (REPO / "benchmarks" / "results" / TWO_PASS_COMPARISON).read_text(encoding="utf-8")
+    row = r"64x14336\s*│\s*bfloat16\s*│\s*torch\.compile\s*│.*0\.07% / 2\.37%\s*│\s*"
+    row += r"0\.988x \[0\.956-1\.028\] same"
+    assert re.search(row, text)
+    assert text.count("same (within noise)") == 18
+    body = curriculum.get_lesson(12).body
+    assert all(quoted in body for quoted in ("2.37%", "0.988×", "0.956 to 1.028", "all 18 rows"))
 
 
 def test_diagram_numbers_match_the_computation(lesson):
