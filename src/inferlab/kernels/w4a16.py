@@ -29,37 +29,16 @@ mma.sync for the 16-row GEMV tile, wgmma from BLOCK_M = 64 on sm_90) beside an f
    bf16), so W4A16 turns compute bound near M ~ 50-100 on an H100/H200 and the dequantization
    ALU work then costs time that a bf16 GEMM does not pay: large M is cuBLAS's ground.
 
-Split-K: each split writes fp32 partials [SPLIT_K, M, N], then `_splitk_reduce_kernel` sums them
-in a fixed order and rounds once. Deterministic (atomics would let arrival order move the last
-bit) and no zeroed workspace; with SPLIT_K = 1 the matmul kernel stores y itself (one launch).
+## Where the code is
 
-## Dequantization in registers (the per-weight ALU work is what decode can afford)
+- w4a16_kernels.py: the tensor-core kernel of each format, and how each dequantizes in registers;
+- w4a16_gemv.py: the CUDA-core GEMV for one row of x (int4, int8);
+- _matmul_plan.py: `MatmulConfig`, the config tables, the path, split-K and `_launch`;
+- _matmul_tiles.py: the tile pieces all of them share (program order, x loads, tl.dot, stores);
+- w4a16_shapes.py: the SPECs' shapes, napkin math and inputs. This file: the references, the
+  launchers and the SPECs, and every name above that callers import from here.
 
-- int4: a [BLOCK_K/8, BLOCK_N] tile of words is read once and consumed as 8 nibble planes: plane
-  j = (words >> 4j) & 0xF holds inputs k = 8i + j, and feeds its own tl.dot with the x columns
-  8i + j. Each plane is a 2-D elementwise chain from the load to the dot, so the compiler keeps
-  the words, not the 8x larger dequantized tile, in the layout tl.dot needs (unpacking into one
-  [BLOCK_K, BLOCK_N] tile with a reshape instead sent every 16-bit value through shared memory:
-  64 scalar st.shared per thread per step, ~12 PTX instructions per weight vs ~7 now, sm_90 PTX).
-  No int -> float conversion: (q | 0x6400) read as fp16 is 1024 + q exactly (bf16: 0x4300 ->
-  128 + q), minus (1024 + zero) is exact, and the multiply by the 16-bit scale rounds once, the
-  same bits as fp32 (q - z) * s rounded to the dtype (a 4-bit integer times a 16-bit scale is
-  exact in fp32); the compiler pairs these into sub/mul.bf16x2. Symmetric weights: zero point 8.
-  BLOCK_K >= 128, so each plane's dot has the 16 inputs a tensor-core step needs.
-- nf4: bytes [BLOCK_N, BLOCK_K/2] -> two code look-ups (high nibble first) -> x absmax of each
-  64-block, double-dequantized as nf4.py does (FP contraction off, as there) -> fp32, rounded once.
-  The 16 code values sit in registers and `tl.gather` reads them (a warp shuffle per value); a
-  tl.load per value was staged through shared memory by the pipeliner, one cp.async per weight.
-- int8: (q + 0x4B000080) read as fp32 is 2^23 + 128 + q, minus 2^23 + 128 is q exactly;
-  times the fp32 channel scale, rounded once.
-
-## Configs (module constants, no autotuning at import)
-
-GEMV_CONFIG for M <= 16; TILED_CONFIGS by M otherwise; split-K from TARGET_PROGRAMS_PER_SM and
-MAX_SPLIT_K. Chosen by reasoning about H100/H200 (bytes in flight per SM, wgmma wants BLOCK_M
->= 64) and by reading the compiled sm_90 PTX, NOT yet by a measured sweep:
-`benchmarks/gpu_w4a16.sh sweep` times candidates, `benchmarks/gpu_w4a16.sh` the baselines.
-Every launcher takes `config=` to try another (a `MatmulConfig`; `split_k` None = the rule).
+Every launcher takes `config=` to try another tiling (a `MatmulConfig`; `split_k` None = the rule).
 
 ## No GPU: Triton's interpreter
 
@@ -72,41 +51,66 @@ integer ops while staying fp32, and tl.dot runs on fp32 operands; outputs round 
 from __future__ import annotations
 
 import copy
-import functools
-from dataclasses import dataclass
 
 import torch
 
+from inferlab.kernels import w4a16_kernels
 from inferlab.kernels._launch import prepare_out, require_contiguous, validate
-from inferlab.kernels._matmul_tiles import (
-    _bf16_precision,
-    _dot_operand,
-    _load_x,
-    _mma,
-    _splitk_reduce_kernel,
-    _store_tile,
-    _tile_coords,
-    _zero_acc,
+
+# Re-exported as well as used (noqa): callers import the weight-only matmuls' names from this module
+from inferlab.kernels._matmul_plan import (  # noqa: F401
+    FMA_CONFIGS,
+    FMA_MAX_M,
+    GEMV_CONFIG,
+    GEMV_CONFIGS,
+    GEMV_MAX_M,
+    INTERPRETER_SMS,
+    MAX_SPLIT_K,
+    REDUCE_BLOCK,
+    TARGET_PROGRAMS_PER_SM,
+    TILED_CONFIGS,
+    LaunchPlan,
+    MatmulConfig,
+    _launch,
+    choose_path,
+    config_for,
+    plan_launch,
+    split_k_for,
 )
-from inferlab.kernels._triton import tl, triton
-from inferlab.kernels.device import select_backend
-from inferlab.kernels.nf4 import _bf16_by_int, _validated_args, state_from_inputs
+from inferlab.kernels.nf4 import _validated_args
 from inferlab.kernels.quant_formats import (
     Int4Weight,
     dequantize_int4_ref,
     dequantize_int8_ref,
     dequantize_nf4_ref,
-    quantize_int4,
-    quantize_int8,
-    quantize_nf4_ref,
 )
-from inferlab.kernels.spec import BenchShape, KernelSpec, Shape, random_tensor
+from inferlab.kernels.spec import KernelSpec
 from inferlab.kernels.w4a16_gemv import INT4_GEMV_MASKS, _int4_gemv_kernel, _int8_gemv_kernel
+from inferlab.kernels.w4a16_kernels import (
+    _INT4_MAGIC,
+    INT4_MIN_BLOCK_K,
+    _int8_matmul_kernel,
+    _nf4_matmul_kernel,
+    _w4a16_kernel,
+)
+from inferlab.kernels.w4a16_shapes import (  # noqa: F401
+    BENCH_SHAPES,
+    BENCH_TOKENS,
+    LLAMA3_8B_LAYERS,
+    SPEC_GROUP_SIZE,
+    SPEC_NF4_BLOCKSIZE,
+    TEST_SHAPES,
+    _flops,
+    _int4_bytes,
+    _int4_inputs,
+    _int8_bytes,
+    _int8_inputs,
+    _nf4_bytes,
+    _nf4_inputs,
+    nf4_state_of,
+)
 
 ACT_DTYPES = (torch.float16, torch.bfloat16)
-INT4_MIN_BLOCK_K = 128  # 8 nibble planes of block_k / 8 >= 16 inputs each (one tensor-core K step)
-# (q | MAGIC) read as the 16-bit float is MAGIC_VALUE + q for q < 1024 (fp16) / 128 (bf16)
-_INT4_MAGIC = {torch.float16: 0x6400, torch.bfloat16: 0x4300}
 
 
 # ---------------------------------------------------------------- references (plain PyTorch)
@@ -127,361 +131,6 @@ def nf4_matmul_ref(x: torch.Tensor, weight: torch.Tensor, quant_state) -> torch.
 
 def int8_matmul_ref(x: torch.Tensor, w_int8: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return _matmul_ref(x, dequantize_int8_ref(w_int8, scale, x.dtype))
-
-
-# ---------------------------------------------------------------- int4 group-wise
-@triton.jit
-def _int4_dequant(words, shift, scales, zeros, MAGIC: tl.constexpr, EMULATE_BF16: tl.constexpr):
-    """The nibbles at bit `shift` of `words` (a constant: one plane; a tile: each element's own),
-    dequantized; scales and zeros (biased by MAGIC unless EMULATE_BF16) broadcast against them."""
-    q = (words >> shift) & 0xF
-    if EMULATE_BF16:
-        w = _bf16_precision((q - zeros).to(tl.float32) * scales.to(tl.float32))
-    else:
-        w_biased = (q | MAGIC).to(tl.int16).to(scales.dtype, bitcast=True)  # MAGIC_VALUE + q, exactly
-        w = (w_biased - zeros) * scales  # exact q - z; the product rounds once
-    return w
-
-
-@triton.jit
-def _int4_group_params(scales_ptr, zeros_ptr, offs_g, offs_n, mask, N, HAS_ZEROS: tl.constexpr,
-                       MAGIC: tl.constexpr, EMULATE_BF16: tl.constexpr):  # fmt: skip
-    """Scales and zero points (MAGIC_VALUE + zero, as the 16-bit float) at groups offs_g x columns
-    offs_n, both already shaped to broadcast against the weight tile."""
-    g_offs = offs_g * N + offs_n
-    scales = tl.load(scales_ptr + g_offs, mask=mask, other=0.0)
-    if HAS_ZEROS:
-        zeros = tl.load(zeros_ptr + g_offs, mask=mask, other=0).to(tl.int32)
-    else:
-        zeros = tl.full(g_offs.shape, 8, tl.int32)  # symmetric: zero point 8
-    if not EMULATE_BF16:
-        zeros = (zeros | MAGIC).to(tl.int16).to(scales.dtype, bitcast=True)  # MAGIC_VALUE + zero
-    return scales, zeros
-
-
-@triton.jit
-def _w4a16_kernel(
-    x_ptr,  # [M, K] fp16/bf16
-    out_ptr,  # [M, N] x's dtype
-    partial_ptr,  # fp32 [SPLIT_K, M, N]                  (WRITE_PARTIAL only)
-    M, N, K, stride_xm, stride_xk,
-    k_per_split,  # K values one split covers: a multiple of BLOCK_K
-    qweight_ptr,  # int32 [K/8, N]: input 8i + j of output n in bits 4j of word (i, n)
-    scales_ptr,  # [K/G, N] x's dtype
-    zeros_ptr,  # uint8 [K/G, N] zero points              (HAS_ZEROS only; else 8)
-    GROUP_SIZE: tl.constexpr, ONE_GROUP: tl.constexpr, HAS_ZEROS: tl.constexpr, MAGIC: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    PLANES: tl.constexpr, SWAP_AB: tl.constexpr,
-    WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
-):  # fmt: skip
-    pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
-    offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_n = offs_n < N
-    k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
-    k_end = tl.minimum(k_start + k_per_split, K)
-    acc = _zero_acc(BLOCK_M, BLOCK_N, SWAP_AB)
-    for k0 in range(k_start, k_end, BLOCK_K):
-        if PLANES:
-            # a [BLOCK_K/8, BLOCK_N] tile of words read once and consumed as 8 nibble planes: W.T
-            # rows k = 8i + j for j = 0..7, each a 2-D elementwise chain from the words to tl.dot
-            # (no reshape), so the compiler can put the words, not the dequantized tile, into the
-            # dot's operand layout
-            offs_i = k0 // 8 + tl.arange(0, BLOCK_K // 8)
-            w_mask = (offs_i[:, None] < K // 8) & mask_n[None, :]
-            words = tl.load(qweight_ptr + offs_i[:, None] * N + offs_n[None, :], mask=w_mask, other=0)
-            if ONE_GROUP:  # BLOCK_K <= G: one row of scales for the whole tile
-                offs_g = k0 // GROUP_SIZE + tl.arange(0, 1)
-                g_mask = mask_n[None, :]
-            else:  # the group of each word row (rows of one group repeat: L1 serves them)
-                offs_g = offs_i * 8 // GROUP_SIZE
-                g_mask = w_mask
-            scales, zeros = _int4_group_params(
-                scales_ptr,
-                zeros_ptr,
-                offs_g[:, None],
-                offs_n[None, :],
-                g_mask,
-                N,
-                HAS_ZEROS,
-                MAGIC,
-                EMULATE_BF16,
-            )
-            for j in tl.static_range(8):
-                x = _load_x(x_ptr, offs_m, offs_i * 8 + j, M, K, stride_xm, stride_xk, EMULATE_BF16)
-                w = _int4_dequant(words, 4 * j, scales, zeros, MAGIC, EMULATE_BF16)
-                acc = tl.dot(x, w, acc)  # [BLOCK_M, BLOCK_K/8] @ [BLOCK_K/8, BLOCK_N], fp32 accumulation
-        else:
-            # the whole [BLOCK_N, BLOCK_K] tile W[n, k]: element (n, k) reads word (k // 8, n), so
-            # each word is loaded 8 times (L1 serves the repeats) and shifted by its own 4 * (k % 8)
-            offs_k = k0 + tl.arange(0, BLOCK_K)
-            w_mask = mask_n[:, None] & (offs_k[None, :] < K)
-            words = tl.load(qweight_ptr + (offs_k[None, :] // 8) * N + offs_n[:, None], mask=w_mask, other=0)
-            if ONE_GROUP:
-                offs_g = k0 // GROUP_SIZE + tl.arange(0, 1)
-                g_mask = mask_n[:, None]
-            else:
-                offs_g = offs_k // GROUP_SIZE
-                g_mask = w_mask
-            scales, zeros = _int4_group_params(
-                scales_ptr,
-                zeros_ptr,
-                offs_g[None, :],
-                offs_n[:, None],
-                g_mask,
-                N,
-                HAS_ZEROS,
-                MAGIC,
-                EMULATE_BF16,
-            )
-            w = _int4_dequant(words, (offs_k[None, :] % 8) * 4, scales, zeros, MAGIC, EMULATE_BF16)
-            x = _load_x(x_ptr, offs_m, offs_k, M, K, stride_xm, stride_xk, EMULATE_BF16)
-            acc = _mma(x, w, acc, SWAP_AB)
-    _store_tile(acc, out_ptr, partial_ptr, offs_m, offs_n, M, N, SWAP_AB, WRITE_PARTIAL, BF16_BY_INT)
-
-
-# ---------------------------------------------------------------- NF4 (bitsandbytes layout)
-@triton.jit
-def _nf4_matmul_kernel(
-    x_ptr, out_ptr, partial_ptr,
-    M, N, K, stride_xm, stride_xk, k_per_split,
-    weight_ptr,  # uint8 [N*K/2]: W[n, k] is value n*K + k; byte j = value 2j (high), 2j+1 (low)
-    absmax_ptr,  # fp32 [N*K / BLOCKSIZE], or uint8 codes when NESTED
-    code_ptr,  # fp32 [16]
-    absmax2_ptr,  # fp32 [cdiv(num_blocks, blocksize2)]   (NESTED only)
-    code2_ptr,  # fp32 [256]                              (NESTED only)
-    offset_ptr,  # fp32 [1]                               (NESTED only)
-    blocksize2,
-    BLOCKSIZE: tl.constexpr, ABSMAX_PER_TILE: tl.constexpr, NESTED: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
-):  # fmt: skip
-    code = tl.load(code_ptr + tl.arange(0, 16))
-    pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
-    offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_n = offs_n < N
-    k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
-    k_end = tl.minimum(k_start + k_per_split, K)
-    table = tl.broadcast_to(code[None, :], (BLOCK_N, 16))  # the 16 NF4 values, in registers
-    acc = _zero_acc(BLOCK_M, BLOCK_N, SWAP_AB)
-    for k0 in range(k_start, k_end, BLOCK_K):
-        x = _load_x(x_ptr, offs_m, k0 + tl.arange(0, BLOCK_K), M, K, stride_xm, stride_xk, EMULATE_BF16)
-        # bytes [BLOCK_N, BLOCK_K/2]: each row of W is K/2 contiguous bytes (K is even)
-        offs_b = k0 // 2 + tl.arange(0, BLOCK_K // 2)
-        b_mask = mask_n[:, None] & (offs_b[None, :] < K // 2)
-        packed = tl.load(weight_ptr + offs_n[:, None] * (K // 2) + offs_b[None, :], mask=b_mask, other=0)
-        packed = packed.to(tl.int32)  # 0..255: both indices below are 0..15
-        hi = tl.gather(table, packed >> 4, axis=1)  # value 2j: the high nibble
-        lo = tl.gather(table, packed & 0xF, axis=1)  # value 2j + 1: the low nibble
-        vals = tl.reshape(tl.join(hi, lo), (BLOCK_N, ABSMAX_PER_TILE, BLOCK_K // ABSMAX_PER_TILE))
-        # absmax of each quantization block in the tile: [BLOCK_N, ABSMAX_PER_TILE]
-        offs_a = tl.arange(0, ABSMAX_PER_TILE)
-        blocks = (offs_n[:, None] * K + k0) // BLOCKSIZE + offs_a[None, :]
-        a_mask = mask_n[:, None] & (k0 + offs_a[None, :] * BLOCKSIZE < K)
-        if NESTED:  # two roundings, no FMA (the launch turns contraction off), as bitsandbytes
-            q_absmax = tl.load(absmax_ptr + blocks, mask=a_mask, other=0).to(tl.int32)
-            scale2 = tl.load(absmax2_ptr + blocks // blocksize2, mask=a_mask, other=0.0)
-            absmax = tl.load(code2_ptr + q_absmax) * scale2 + tl.load(offset_ptr)
-        else:
-            absmax = tl.load(absmax_ptr + blocks, mask=a_mask, other=0.0)
-        w = tl.reshape(vals * absmax[:, :, None], (BLOCK_N, BLOCK_K))  # fp32 products
-        w = _dot_operand(w, x_ptr.dtype.element_ty, EMULATE_BF16)
-        acc = _mma(x, w, acc, SWAP_AB)
-    _store_tile(acc, out_ptr, partial_ptr, offs_m, offs_n, M, N, SWAP_AB, WRITE_PARTIAL, BF16_BY_INT)
-
-
-# ---------------------------------------------------------------- int8 per channel
-@triton.jit
-def _int8_matmul_kernel(
-    x_ptr, out_ptr, partial_ptr,
-    M, N, K, stride_xm, stride_xk, k_per_split,
-    w_ptr,  # int8 [N, K] row-major
-    scale_ptr,  # [N] one scale per output channel (read as fp32)
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
-):  # fmt: skip
-    pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
-    offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_n = offs_n < N
-    scale = tl.load(scale_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)
-    k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
-    k_end = tl.minimum(k_start + k_per_split, K)
-    acc = _zero_acc(BLOCK_M, BLOCK_N, SWAP_AB)
-    for k0 in range(k_start, k_end, BLOCK_K):
-        x = _load_x(x_ptr, offs_m, k0 + tl.arange(0, BLOCK_K), M, K, stride_xm, stride_xk, EMULATE_BF16)
-        offs_k = k0 + tl.arange(0, BLOCK_K)
-        w_mask = mask_n[:, None] & (offs_k[None, :] < K)
-        q = tl.load(w_ptr + offs_n[:, None] * K + offs_k[None, :], mask=w_mask, other=0)  # [BLOCK_N, BLOCK_K]
-        q = (q.to(tl.int32) + 0x4B000080).to(tl.float32, bitcast=True) - 8388736.0  # 2^23+128+q - (2^23+128)
-        w = _dot_operand(q * scale[:, None], x_ptr.dtype.element_ty, EMULATE_BF16)
-        acc = _mma(x, w, acc, SWAP_AB)
-    _store_tile(acc, out_ptr, partial_ptr, offs_m, offs_n, M, N, SWAP_AB, WRITE_PARTIAL, BF16_BY_INT)
-
-
-# ---------------------------------------------------------------- configs and the launch plan
-@dataclass(frozen=True, slots=True)
-class MatmulConfig:
-    """One tiling: tile sizes, L2 grouping, warps, pipeline stages, split-K (None: the rule),
-    and two ways to feed the tensor cores: `swap_ab` computes y.T = W @ x.T (the weight tile as
-    the left operand) and `planes` (int4 only) unpacks words as 8 nibble planes rather than one
-    whole [BLOCK_N, BLOCK_K] tile."""
-
-    block_m: int
-    block_n: int
-    block_k: int
-    group_m: int = 8
-    num_warps: int = 4
-    num_stages: int = 3
-    split_k: int | None = None
-    swap_ab: bool = False
-    planes: bool = True
-    fma: bool = False  # CUDA cores, no tensor cores (w4a16_gemv.py): int4 and int8 decode
-    programs_per_sm: int = 2  # the split-K rule's target (`split_k_for`) when split_k is None
-
-    def __post_init__(self) -> None:
-        for name in ("block_m", "block_n", "block_k", "group_m"):
-            value = getattr(self, name)
-            if value < 1 or value & (value - 1):
-                raise ValueError(f"{name} must be a power of two, not {value}")
-        if self.block_k < 16:
-            raise ValueError(
-                f"block_k must be at least 16 (two int4 words, one tl.dot step), not {self.block_k}"
-            )
-        if self.fma and self.block_m != 1:
-            raise ValueError(f"fma takes one row of x per program (block_m 1), not block_m {self.block_m}")
-        if self.split_k is not None and self.split_k < 1:
-            raise ValueError(f"split_k must be None or >= 1, not {self.split_k}")
-
-    @property
-    def label(self) -> str:
-        split = "rule" if self.split_k is None else self.split_k
-        feed = " swap_ab" if self.swap_ab else ""
-        feed += "" if self.planes else " tile"
-        feed += " fma" if self.fma else ""
-        return (
-            f"{self.block_m}x{self.block_n}x{self.block_k} group_m={self.group_m} "
-            f"warps={self.num_warps} stages={self.num_stages} split_k={split}{feed}"
-        )
-
-
-# Chosen by benchmarks/sweep_w4a16.py on an H200 (CUDA-graph replays over rotating weight copies,
-# Llama-3-8B layers, bf16; logs in experiments/0007-weight-only-matmuls/): the fastest config that
-# passed its check at each (format, M), where one config led across the layers.
-FMA_MAX_M = 1  # CUDA-core GEMV (w4a16_gemv.py) for one row: at M = 4 it was 2x slower than M = 1
-FMA_CONFIGS = {  # NF4 has none: its 16-value look-up has no cheap CUDA-core form here yet
-    "int4": MatmulConfig(1, 64, 256, 1, num_warps=4, num_stages=1, fma=True, programs_per_sm=4),
-    "int8": MatmulConfig(1, 32, 512, 1, num_warps=4, num_stages=1, fma=True),
-}
-GEMV_MAX_M = 16  # decode and small batches: one BLOCK_M = 16 tensor-core tile holds every row
-GEMV_CONFIGS = {
-    "int4": MatmulConfig(16, 128, 256, 1, num_warps=4, num_stages=4),  # nibble planes
-    "nf4": MatmulConfig(16, 64, 128, 1, num_warps=4, num_stages=4, swap_ab=True, planes=False),
-    "int8": MatmulConfig(16, 32, 256, 1, num_warps=4, num_stages=4, planes=False),
-}
-GEMV_CONFIG = GEMV_CONFIGS["int4"]
-# (largest M, config) past GEMV_MAX_M, for every format; the whole-tile unpacking led everywhere
-TILED_CONFIGS: tuple[tuple[int | None, MatmulConfig], ...] = (
-    (32, MatmulConfig(32, 64, 128, 8, num_warps=4, num_stages=3, swap_ab=True, planes=False)),
-    (64, MatmulConfig(64, 64, 64, 8, num_warps=4, num_stages=3, planes=False)),
-    (None, MatmulConfig(128, 64, 64, 8, num_warps=4, num_stages=3, planes=False)),
-)
-TARGET_PROGRAMS_PER_SM = 2  # split K until output tiles x splits reach this many programs per SM
-MAX_SPLIT_K = 16  # partials are SPLIT_K x M x N fp32: more splits cost more than they hide
-INTERPRETER_SMS = 2  # what the split-K rule assumes without a GPU (keeps test programs few)
-REDUCE_BLOCK = 1024  # outputs per program of the split-K reduction
-
-
-@dataclass(frozen=True, slots=True)
-class LaunchPlan:
-    path: str  # "fma", "gemv" or "tiled" (`choose_path`)
-    config: MatmulConfig
-    split_k: int  # programs along K, every one non-empty
-    k_per_split: int  # a multiple of config.block_k
-    grid: tuple[int, int]  # (output tiles, split_k)
-
-
-def choose_path(M: int, fmt: str = "int4") -> str:
-    """Path for M rows of x in weight format `fmt` ("int4", "nf4", "int8"): "fma" (CUDA-core GEMV)
-    for one row where the format has one, "gemv" (one 16-row tensor-core tile, split-K) up to
-    GEMV_MAX_M, else "tiled"."""
-    if M <= FMA_MAX_M and fmt in FMA_CONFIGS:
-        return "fma"
-    return "gemv" if M <= GEMV_MAX_M else "tiled"
-
-
-def config_for(M: int, fmt: str = "int4") -> MatmulConfig:
-    path = choose_path(M, fmt)
-    if path == "fma":
-        return FMA_CONFIGS[fmt]
-    if path == "gemv":
-        return GEMV_CONFIGS[fmt]
-    return next(c for max_m, c in TILED_CONFIGS if max_m is None or M <= max_m)
-
-
-@functools.cache
-def _num_sms(device: torch.device) -> int:
-    if device.type != "cuda":
-        return INTERPRETER_SMS
-    return torch.cuda.get_device_properties(device).multi_processor_count
-
-
-def split_k_for(num_tiles: int, k_tiles: int, num_sms: int, per_sm: int = TARGET_PROGRAMS_PER_SM) -> int:
-    """The fewest splits (a power of two) that give `per_sm` programs per SM, at most
-    MAX_SPLIT_K and at most one split per BLOCK_K step of K."""
-    split = 1
-    while num_tiles * split < per_sm * num_sms and split * 2 <= min(k_tiles, MAX_SPLIT_K):
-        split *= 2
-    return split
-
-
-def plan_launch(
-    M: int, N: int, K: int, device: torch.device, config: MatmulConfig | None = None
-) -> LaunchPlan:
-    """Path, tiles and split-K for an [M, K] x [K, N] product (M, N, K >= 1); `config` None is
-    the int4 default (`config_for`)."""
-    cfg = config or config_for(M)
-    path = "fma" if cfg.fma else choose_path(M, "nf4")  # the tensor-core path M takes
-    num_tiles = triton.cdiv(M, cfg.block_m) * triton.cdiv(N, cfg.block_n)
-    k_tiles = triton.cdiv(K, cfg.block_k)
-    per_sm = cfg.programs_per_sm
-    split = cfg.split_k or split_k_for(num_tiles, k_tiles, _num_sms(torch.device(device)), per_sm)
-    k_per_split = triton.cdiv(k_tiles, min(split, k_tiles)) * cfg.block_k
-    split = triton.cdiv(K, k_per_split)  # splits that would start past K are dropped
-    return LaunchPlan(path, cfg, split, k_per_split, (num_tiles, split))
-
-
-def _launch(kernel, x, out, N: int, K: int, weight_args: tuple, constexprs: dict, config, fp_fusion=True):
-    """Plan, allocate the split-K partials if any, launch the matmul (and the reduction)."""
-    M = x.shape[0]
-    if M == 0 or N == 0:
-        return out
-    if K == 0:
-        return out.zero_()
-    plan = plan_launch(M, N, K, x.device, config)
-    cfg = plan.config
-    write_partial = plan.split_k > 1
-    partial = (
-        torch.empty((plan.split_k, M, N), dtype=torch.float32, device=x.device) if write_partial else out
-    )
-    bf16_by_int = _bf16_by_int(x.device)
-    kernel[plan.grid](
-        x, out, partial, M, N, K, x.stride(0), x.stride(1), plan.k_per_split, *weight_args,
-        **constexprs,
-        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
-        SWAP_AB=cfg.swap_ab, WRITE_PARTIAL=write_partial,
-        EMULATE_BF16=select_backend().interpreted and x.dtype == torch.bfloat16,
-        BF16_BY_INT=bf16_by_int,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages, enable_fp_fusion=fp_fusion,
-    )  # fmt: skip
-    if write_partial:
-        numel = M * N
-        grid = (triton.cdiv(numel, REDUCE_BLOCK),)
-        _splitk_reduce_kernel[grid](
-            partial, out, numel, plan.split_k, BLOCK=REDUCE_BLOCK, BF16_BY_INT=bf16_by_int
-        )
-    return out
 
 
 # ---------------------------------------------------------------- launchers
@@ -621,68 +270,7 @@ def int8_matmul(
     return _launch(kernel, x, out, N, K, (w_int8, scale), {}, cfg)
 
 
-# ---------------------------------------------------------------- specs
-SPEC_GROUP_SIZE = 128  # int4: GPTQ/AWQ's usual group
-SPEC_NF4_BLOCKSIZE = 64  # QLoRA's default (nf4.SPEC_BLOCKSIZE: state_from_inputs assumes it)
-BENCH_TOKENS = (1, 16, 32, 64, 128, 256)  # decode (1), GEMV's last M (16), then the tiled path
-LLAMA3_8B_LAYERS = (  # (K, N, layer): in_features -> out_features
-    (4096, 14336, "gate/up proj"),
-    (14336, 4096, "down proj"),
-    (4096, 4096, "q/o proj"),
-    (4096, 1024, "k/v proj (8 kv heads x 128)"),
-)
-BENCH_SHAPES = tuple(
-    BenchShape((m, k, n), "llama-3-8b", f"{layer} {k}->{n}, M={m} tokens")
-    for m in BENCH_TOKENS
-    for k, n, layer in LLAMA3_8B_LAYERS
-)
-TEST_SHAPES = (  # (M, K, N)
-    Shape((1, 128, 8), "one token (decode), one int4 group / two NF4 blocks per row, N below one tile"),
-    Shape((3, 256, 40), "3 tokens: GEMV tile mostly masked rows; 2 groups and split-K; N = 40 not 2^k"),
-    Shape((17, 256, 40), "17 tokens: the first M past the GEMV path, so the tiled path, M tail masked"),
-    Shape((17, 128, 8), "tiled path at the smallest K: two K tiles, N = 8 inside one masked tile"),
-    Shape((1, 256, 33), "odd N: the last output column alone in its word column / weight row"),
-)
-
-
-def _flops(dims: tuple[int, ...]) -> int:
-    m, k, n = dims
-    return 2 * m * n * k  # one multiply and one add per (m, n, k); dequantization is not counted
-
-
-def _activations_bytes(dims: tuple[int, ...], dtype: torch.dtype) -> int:
-    m, k, n = dims
-    return (m * k + m * n) * dtype.itemsize  # read x, write y (w_dense, the baseline's, counts nothing)
-
-
-def _int4_bytes(dims: tuple[int, ...], dtype: torch.dtype) -> int:
-    _, k, n = dims
-    groups = k // SPEC_GROUP_SIZE * n
-    return k * n // 2 + groups * dtype.itemsize + groups + _activations_bytes(dims, dtype)  # + scales, zeros
-
-
-def _nf4_bytes(dims: tuple[int, ...], dtype: torch.dtype) -> int:
-    _, k, n = dims
-    blocks = k * n // SPEC_NF4_BLOCKSIZE
-    absmax = blocks + 4 * -(-blocks // 256) + 4  # uint8 code per block, fp32 per 256 blocks, offset
-    return k * n // 2 + absmax + _activations_bytes(dims, dtype)
-
-
-def _int8_bytes(dims: tuple[int, ...], dtype: torch.dtype) -> int:
-    _, k, n = dims
-    return k * n + 4 * n + _activations_bytes(dims, dtype)  # int8 weight, fp32 scale per channel
-
-
-def _int4_inputs(dims, dtype, device, gen, symmetric: bool = False) -> dict[str, torch.Tensor]:
-    m, k, n = dims
-    x = random_tensor((m, k), dtype, device, gen)
-    qw = quantize_int4(random_tensor((n, k), torch.float32, device, gen), SPEC_GROUP_SIZE, symmetric, dtype)
-    inputs = {"x": x, "qweight": qw.qweight, "scales": qw.scales, "zeros": qw.zeros}
-    if symmetric:
-        del inputs["zeros"]
-    return inputs | {"w_dense": dequantize_int4_ref(qw, dtype)}  # the cuBLAS baseline's weight
-
-
+# ---------------------------------------------------------------- specs (shapes and inputs: w4a16_shapes.py)
 def _int4_weight(qweight, scales, zeros=None) -> Int4Weight:
     return Int4Weight(qweight, scales, zeros, SPEC_GROUP_SIZE)
 
@@ -693,29 +281,6 @@ def _int4_reference(x, qweight, scales, zeros=None, w_dense=None):
 
 def _int4_launcher(x, qweight, scales, zeros=None, w_dense=None, out=None):
     return w4a16_matmul(x, _int4_weight(qweight, scales, zeros), out=out)
-
-
-def _nf4_inputs(dims, dtype, device, gen) -> dict[str, torch.Tensor]:
-    m, k, n = dims
-    x = random_tensor((m, k), dtype, device, gen)
-    packed, state = quantize_nf4_ref(random_tensor((n, k), torch.float32, device, gen), SPEC_NF4_BLOCKSIZE)
-    state.dtype = dtype
-    return {
-        "x": x,
-        "weight": packed,
-        "absmax": state.absmax,
-        "code": state.code,
-        "state2_absmax": state.state2.absmax,
-        "state2_code": state.state2.code,
-        "offset": state.offset,
-        "w_dense": dequantize_nf4_ref(packed, state),
-    }
-
-
-def nf4_state_of(inputs: dict[str, torch.Tensor], n_out: int):
-    """The NF4State (bitsandbytes reads it too) that the SPEC's inputs describe, W: [n_out, K]."""
-    x = inputs["x"]
-    return state_from_inputs(inputs, (n_out, x.shape[1]), x.dtype)
 
 
 def _nf4_n(x, weight) -> int:
@@ -730,13 +295,6 @@ def _nf4_reference(x, weight, w_dense=None, **state):
 def _nf4_launcher(x, weight, w_dense=None, out=None, **state):
     inputs = {"x": x, **state}
     return nf4_matmul(x, weight, nf4_state_of(inputs, _nf4_n(x, weight)), out=out)
-
-
-def _int8_inputs(dims, dtype, device, gen) -> dict[str, torch.Tensor]:
-    m, k, n = dims
-    x = random_tensor((m, k), dtype, device, gen)
-    q, scale = quantize_int8(random_tensor((n, k), torch.float32, device, gen))
-    return {"x": x, "w_int8": q, "scale": scale, "w_dense": dequantize_int8_ref(q, scale, dtype)}
 
 
 def _int8_reference(x, w_int8, scale, w_dense=None):
@@ -759,7 +317,9 @@ _GEMV_ROUNDING = (
     "weights' roundings, which follows the size of the summed terms (the tests hold both to fp64)"
 )
 _COMMON = dict(
-    module=__name__,
+    # `inferlab explain FILE --compiled` compiles FILE's kernels through the SPECs whose module
+    # it is: these SPECs launch the kernels of w4a16_kernels.py (this file has none of its own)
+    module=w4a16_kernels.__name__,
     low_precision_reference=_dense_in_dtype,
     test_shapes=TEST_SHAPES,
     bench_shapes=BENCH_SHAPES,

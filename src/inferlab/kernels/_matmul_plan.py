@@ -1,0 +1,190 @@
+"""How a weight-only matmul is launched: the configs (tiles per path and weight format), the path
+M takes (`choose_path`), split-K (`split_k_for`), the plan that puts them together
+(`plan_launch`), and `_launch`, which follows it: the matmul kernel, then the split-K reduction.
+
+Split-K: each split writes fp32 partials [SPLIT_K, M, N], then `_splitk_reduce_kernel` sums them
+in a fixed order and rounds once. Deterministic (atomics would let arrival order move the last
+bit) and no zeroed workspace; with SPLIT_K = 1 the matmul kernel stores y itself (one launch).
+
+## Configs (module constants, no autotuning at import)
+
+GEMV_CONFIG for M <= 16; TILED_CONFIGS by M otherwise; split-K from TARGET_PROGRAMS_PER_SM and
+MAX_SPLIT_K. Chosen by reasoning about H100/H200 (bytes in flight per SM, wgmma wants BLOCK_M
+>= 64) and by reading the compiled sm_90 PTX, NOT yet by a measured sweep:
+`benchmarks/gpu_w4a16.sh sweep` times candidates, `benchmarks/gpu_w4a16.sh` the baselines.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from inferlab.kernels._matmul_tiles import _splitk_reduce_kernel
+from inferlab.kernels._triton import triton
+from inferlab.kernels.device import select_backend
+from inferlab.kernels.nf4 import _bf16_by_int
+
+
+@dataclass(frozen=True, slots=True)
+class MatmulConfig:
+    """One tiling: tile sizes, L2 grouping, warps, pipeline stages, split-K (None: the rule),
+    and two ways to feed the tensor cores: `swap_ab` computes y.T = W @ x.T (the weight tile as
+    the left operand) and `planes` (int4 only) unpacks words as 8 nibble planes rather than one
+    whole [BLOCK_N, BLOCK_K] tile."""
+
+    block_m: int
+    block_n: int
+    block_k: int
+    group_m: int = 8
+    num_warps: int = 4
+    num_stages: int = 3
+    split_k: int | None = None
+    swap_ab: bool = False
+    planes: bool = True
+    fma: bool = False  # CUDA cores, no tensor cores (w4a16_gemv.py): int4 and int8 decode
+    programs_per_sm: int = 2  # the split-K rule's target (`split_k_for`) when split_k is None
+
+    def __post_init__(self) -> None:
+        for name in ("block_m", "block_n", "block_k", "group_m"):
+            value = getattr(self, name)
+            if value < 1 or value & (value - 1):
+                raise ValueError(f"{name} must be a power of two, not {value}")
+        if self.block_k < 16:
+            raise ValueError(
+                f"block_k must be at least 16 (two int4 words, one tl.dot step), not {self.block_k}"
+            )
+        if self.fma and self.block_m != 1:
+            raise ValueError(f"fma takes one row of x per program (block_m 1), not block_m {self.block_m}")
+        if self.split_k is not None and self.split_k < 1:
+            raise ValueError(f"split_k must be None or >= 1, not {self.split_k}")
+
+    @property
+    def label(self) -> str:
+        split = "rule" if self.split_k is None else self.split_k
+        feed = " swap_ab" if self.swap_ab else ""
+        feed += "" if self.planes else " tile"
+        feed += " fma" if self.fma else ""
+        return (
+            f"{self.block_m}x{self.block_n}x{self.block_k} group_m={self.group_m} "
+            f"warps={self.num_warps} stages={self.num_stages} split_k={split}{feed}"
+        )
+
+
+# Chosen by benchmarks/sweep_w4a16.py on an H200 (CUDA-graph replays over rotating weight copies,
+# Llama-3-8B layers, bf16; logs in experiments/0007-weight-only-matmuls/): the fastest config that
+# passed its check at each (format, M), where one config led across the layers.
+FMA_MAX_M = 1  # CUDA-core GEMV (w4a16_gemv.py) for one row: at M = 4 it was 2x slower than M = 1
+FMA_CONFIGS = {  # NF4 has none: its 16-value look-up has no cheap CUDA-core form here yet
+    "int4": MatmulConfig(1, 64, 256, 1, num_warps=4, num_stages=1, fma=True, programs_per_sm=4),
+    "int8": MatmulConfig(1, 32, 512, 1, num_warps=4, num_stages=1, fma=True),
+}
+GEMV_MAX_M = 16  # decode and small batches: one BLOCK_M = 16 tensor-core tile holds every row
+GEMV_CONFIGS = {
+    "int4": MatmulConfig(16, 128, 256, 1, num_warps=4, num_stages=4),  # nibble planes
+    "nf4": MatmulConfig(16, 64, 128, 1, num_warps=4, num_stages=4, swap_ab=True, planes=False),
+    "int8": MatmulConfig(16, 32, 256, 1, num_warps=4, num_stages=4, planes=False),
+}
+GEMV_CONFIG = GEMV_CONFIGS["int4"]
+# (largest M, config) past GEMV_MAX_M, for every format; the whole-tile unpacking led everywhere
+TILED_CONFIGS: tuple[tuple[int | None, MatmulConfig], ...] = (
+    (32, MatmulConfig(32, 64, 128, 8, num_warps=4, num_stages=3, swap_ab=True, planes=False)),
+    (64, MatmulConfig(64, 64, 64, 8, num_warps=4, num_stages=3, planes=False)),
+    (None, MatmulConfig(128, 64, 64, 8, num_warps=4, num_stages=3, planes=False)),
+)
+TARGET_PROGRAMS_PER_SM = 2  # split K until output tiles x splits reach this many programs per SM
+MAX_SPLIT_K = 16  # partials are SPLIT_K x M x N fp32: more splits cost more than they hide
+INTERPRETER_SMS = 2  # what the split-K rule assumes without a GPU (keeps test programs few)
+REDUCE_BLOCK = 1024  # outputs per program of the split-K reduction
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchPlan:
+    path: str  # "fma", "gemv" or "tiled" (`choose_path`)
+    config: MatmulConfig
+    split_k: int  # programs along K, every one non-empty
+    k_per_split: int  # a multiple of config.block_k
+    grid: tuple[int, int]  # (output tiles, split_k)
+
+
+def choose_path(M: int, fmt: str = "int4") -> str:
+    """Path for M rows of x in weight format `fmt` ("int4", "nf4", "int8"): "fma" (CUDA-core GEMV)
+    for one row where the format has one, "gemv" (one 16-row tensor-core tile, split-K) up to
+    GEMV_MAX_M, else "tiled"."""
+    if M <= FMA_MAX_M and fmt in FMA_CONFIGS:
+        return "fma"
+    return "gemv" if M <= GEMV_MAX_M else "tiled"
+
+
+def config_for(M: int, fmt: str = "int4") -> MatmulConfig:
+    path = choose_path(M, fmt)
+    if path == "fma":
+        return FMA_CONFIGS[fmt]
+    if path == "gemv":
+        return GEMV_CONFIGS[fmt]
+    return next(c for max_m, c in TILED_CONFIGS if max_m is None or M <= max_m)
+
+
+@functools.cache
+def _num_sms(device: torch.device) -> int:
+    if device.type != "cuda":
+        return INTERPRETER_SMS
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def split_k_for(num_tiles: int, k_tiles: int, num_sms: int, per_sm: int = TARGET_PROGRAMS_PER_SM) -> int:
+    """The fewest splits (a power of two) that give `per_sm` programs per SM, at most
+    MAX_SPLIT_K and at most one split per BLOCK_K step of K."""
+    split = 1
+    while num_tiles * split < per_sm * num_sms and split * 2 <= min(k_tiles, MAX_SPLIT_K):
+        split *= 2
+    return split
+
+
+def plan_launch(
+    M: int, N: int, K: int, device: torch.device, config: MatmulConfig | None = None
+) -> LaunchPlan:
+    """Path, tiles and split-K for an [M, K] x [K, N] product (M, N, K >= 1); `config` None is
+    the int4 default (`config_for`)."""
+    cfg = config or config_for(M)
+    path = "fma" if cfg.fma else choose_path(M, "nf4")  # the tensor-core path M takes
+    num_tiles = triton.cdiv(M, cfg.block_m) * triton.cdiv(N, cfg.block_n)
+    k_tiles = triton.cdiv(K, cfg.block_k)
+    per_sm = cfg.programs_per_sm
+    split = cfg.split_k or split_k_for(num_tiles, k_tiles, _num_sms(torch.device(device)), per_sm)
+    k_per_split = triton.cdiv(k_tiles, min(split, k_tiles)) * cfg.block_k
+    split = triton.cdiv(K, k_per_split)  # splits that would start past K are dropped
+    return LaunchPlan(path, cfg, split, k_per_split, (num_tiles, split))
+
+
+def _launch(kernel, x, out, N: int, K: int, weight_args: tuple, constexprs: dict, config, fp_fusion=True):
+    """Plan, allocate the split-K partials if any, launch the matmul (and the reduction)."""
+    M = x.shape[0]
+    if M == 0 or N == 0:
+        return out
+    if K == 0:
+        return out.zero_()
+    plan = plan_launch(M, N, K, x.device, config)
+    cfg = plan.config
+    write_partial = plan.split_k > 1
+    partial = (
+        torch.empty((plan.split_k, M, N), dtype=torch.float32, device=x.device) if write_partial else out
+    )
+    bf16_by_int = _bf16_by_int(x.device)
+    kernel[plan.grid](
+        x, out, partial, M, N, K, x.stride(0), x.stride(1), plan.k_per_split, *weight_args,
+        **constexprs,
+        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
+        SWAP_AB=cfg.swap_ab, WRITE_PARTIAL=write_partial,
+        EMULATE_BF16=select_backend().interpreted and x.dtype == torch.bfloat16,
+        BF16_BY_INT=bf16_by_int,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages, enable_fp_fusion=fp_fusion,
+    )  # fmt: skip
+    if write_partial:
+        numel = M * N
+        grid = (triton.cdiv(numel, REDUCE_BLOCK),)
+        _splitk_reduce_kernel[grid](
+            partial, out, numel, plan.split_k, BLOCK=REDUCE_BLOCK, BF16_BY_INT=bf16_by_int
+        )
+    return out
