@@ -343,6 +343,7 @@ def _liger_rope(spec: KernelSpec) -> Provider:
     # of its inputs) cannot hold: it is listed as unavailable rather than judged unfairly.
     raise ProviderUnavailable("Liger's rope works in place on q and k, which the gate cannot judge")
 
+
 # op -> provider name -> factory. "torch" and "torch.compile" cover every op in EAGER.
 EXTRA: dict[str, dict[str, Callable[[KernelSpec], Provider]]] = {
     "swiglu": {"liger": _liger_swiglu},
