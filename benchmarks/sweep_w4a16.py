@@ -5,7 +5,7 @@ of torch.mm in bf16 on the same weight), then timed as CUDA-graph replays of cal
 through enough weight copies to exceed 3x the L2, so the weight always comes from HBM, as in a
 model whose layers do not fit in L2. One graph per candidate, the median of 15 replays.
 
-This picks the configs that `w4a16.py` then hard-codes; the harness (`inferlab bench`) gives the
+This picks the configs that `_matmul_plan.py` then hard-codes; the harness (`inferlab bench`) gives the
 numbers that are reported, with intervals and side-by-side baselines.
 
     python3 benchmarks/sweep_w4a16.py [int4|nf4|int8 ...] [--m 1,16,64]
@@ -48,10 +48,12 @@ MAX_COPIES = 64
 
 
 def fma_candidates(fmt: str, m: int) -> list[MatmulConfig]:
-    """CUDA-core GEMV (int4, int8): one row of x per program, so the weight is read once per row."""
-    if fmt == "nf4" or m > 8:
+    """CUDA-core GEMV: one row of x per program, so the weight is read once per row."""
+    if m > 8:
         return []
-    if fmt == "int4":
+    if fmt == "nf4":  # one 64-weight quantization block per K step
+        tiles = [(bn, 64) for bn in (32, 64, 128, 256)]
+    elif fmt == "int4":
         tiles = [(bn, bk) for bn in (64, 128, 256) for bk in (128, 256) if bn * bk <= 128 * 256]
     else:
         tiles = [(bn, bk) for bn in (16, 32, 64) for bk in (128, 256, 512) if bn * bk <= 64 * 256]

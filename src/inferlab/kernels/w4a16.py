@@ -85,7 +85,12 @@ from inferlab.kernels.quant_formats import (
     dequantize_nf4_ref,
 )
 from inferlab.kernels.spec import KernelSpec
-from inferlab.kernels.w4a16_gemv import INT4_GEMV_MASKS, _int4_gemv_kernel, _int8_gemv_kernel
+from inferlab.kernels.w4a16_gemv import (
+    INT4_GEMV_MASKS,
+    _int4_gemv_kernel,
+    _int8_gemv_kernel,
+    _nf4_gemv_kernel,
+)
 from inferlab.kernels.w4a16_kernels import (
     _INT4_MAGIC,
     INT4_MIN_BLOCK_K,
@@ -230,8 +235,11 @@ def nf4_matmul(
     _check_on(x.device, weight=weight)
     out = prepare_out(out, (x.shape[0], N), x)
     cfg = config or config_for(x.shape[0], "nf4")
-    if cfg.fma:
-        raise ValueError("NF4 has no CUDA-core GEMV (fma=True is for int4 and int8)")
+    if cfg.fma and cfg.block_k != blocksize:
+        raise ValueError(
+            f"the NF4 CUDA-core GEMV takes one quantization block per K step: block_k must be "
+            f"quant_state.blocksize {blocksize}, not {cfg.block_k}"
+        )
     block_k = cfg.block_k
     _block_divides(block_k, blocksize, "quant_state.blocksize")
     nested = absmax2 is not None
@@ -242,6 +250,8 @@ def nf4_matmul(
         blocksize2,
     )  # fmt: skip
     constexprs = dict(BLOCKSIZE=blocksize, ABSMAX_PER_TILE=max(1, block_k // blocksize), NESTED=nested)
+    if cfg.fma:  # its sums never round W, so an FMA in the absmax (an fp32 ulp) does not show
+        return _launch(_nf4_gemv_kernel, x, out, N, K, weight_args, constexprs, cfg)
     # no FMA: bitsandbytes rounds code2 * absmax2 before adding offset
     return _launch(_nf4_matmul_kernel, x, out, N, K, weight_args, constexprs, cfg, fp_fusion=False)
 

@@ -154,3 +154,60 @@ def _int8_tile(w_ptr, offs_n, mask_n, k0, k_end, K, BLOCK_K: tl.constexpr):
     offs_k = k0 + tl.arange(0, BLOCK_K)
     mask = mask_n[:, None] & (offs_k[None, :] < k_end)
     return tl.load(w_ptr + offs_n[:, None] * K + offs_k[None, :], mask=mask, other=0)
+
+
+@triton.jit
+def _nf4_gemv_kernel(
+    x_ptr, out_ptr, partial_ptr,
+    M, N, K, stride_xm, stride_xk, k_per_split,
+    weight_ptr,  # uint8 [N*K/2]: W[n, k] is value n*K + k; byte j = value 2j (high), 2j+1 (low)
+    absmax_ptr,  # fp32 [N*K / BLOCKSIZE], or uint8 codes when NESTED
+    code_ptr,  # fp32 [16]
+    absmax2_ptr, code2_ptr, offset_ptr, blocksize2,  # NESTED only
+    BLOCKSIZE: tl.constexpr, ABSMAX_PER_TILE: tl.constexpr, NESTED: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
+):  # fmt: skip
+    """One row of x per program, BLOCK_K = BLOCKSIZE (the launcher checks): each K step covers one
+    quantization block of every row, so its absmax multiplies that step's partial sums once.
+
+    The 16 code values are read per weight from the 64-byte table, which stays in L1: every lane
+    of a warp hits the same 128-byte line, one wavefront per load."""
+    BLOCK_B: tl.constexpr = BLOCK_K // 2  # bytes per row per K step
+    row = tl.program_id(axis=0).to(tl.int64) % M
+    pid_n = tl.program_id(axis=0).to(tl.int64) // M
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < N
+    k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
+    k_end = tl.minimum(k_start + k_per_split, K)  # K is a multiple of BLOCKSIZE: no K tail
+    x_row = x_ptr + row * stride_xm
+    offs_b = tl.arange(0, BLOCK_B)
+    acc = tl.zeros((BLOCK_N, BLOCK_B), dtype=tl.float32)
+    packed = _nf4_bytes(weight_ptr, offs_n, mask_n, k_start, k_end, K, BLOCK_B)
+    for k0 in range(k_start, k_end, BLOCK_K):
+        ahead = _nf4_bytes(weight_ptr, offs_n, mask_n, k0 + BLOCK_K, k_end, K, BLOCK_B)  # a step ahead
+        x_even = tl.load(x_row + (k0 + 2 * offs_b) * stride_xk).to(tl.float32)
+        x_odd = tl.load(x_row + (k0 + 2 * offs_b + 1) * stride_xk).to(tl.float32)
+        part = tl.load(code_ptr + (packed >> 4)) * x_even[None, :]  # value 2j: the high nibble
+        part += tl.load(code_ptr + (packed & 0xF)) * x_odd[None, :]  # value 2j + 1: the low nibble
+        block = (offs_n * K + k0) // BLOCKSIZE  # this step's block of each row
+        if NESTED:
+            q_absmax = tl.load(absmax_ptr + block, mask=mask_n, other=0).to(tl.int32)
+            scale2 = tl.load(absmax2_ptr + block // blocksize2, mask=mask_n, other=0.0)
+            absmax = tl.load(code2_ptr + q_absmax) * scale2 + tl.load(offset_ptr)
+        else:
+            absmax = tl.load(absmax_ptr + block, mask=mask_n, other=0.0)
+        acc += part * absmax[:, None]
+        packed = ahead
+    y = tl.sum(acc, axis=1)[None, :]
+    offs_m = row + tl.arange(0, 1)
+    _store_tile(y, out_ptr, partial_ptr, offs_m, offs_n, M, N, False, WRITE_PARTIAL, BF16_BY_INT)
+
+
+@triton.jit
+def _nf4_bytes(weight_ptr, offs_n, mask_n, k0, k_end, K, BLOCK_B: tl.constexpr):
+    """Bytes [BLOCK_N, BLOCK_B] of W's rows from input k0 (0 past k_end), as int32 0..255."""
+    offs_b = k0 // 2 + tl.arange(0, BLOCK_B)
+    mask = mask_n[:, None] & (offs_b[None, :] < k_end // 2)
+    byte = tl.load(weight_ptr + offs_n[:, None] * (K // 2) + offs_b[None, :], mask=mask, other=0)
+    return byte.to(tl.int32)
