@@ -161,8 +161,11 @@ def sweep_shape(fmt, call, weights, denses, m: int, k: int, n: int, fma_only: bo
         except Exception as e:  # a config Triton cannot build (shared memory, layouts)
             print(f"  skip {name}: {type(e).__name__}: {str(e).splitlines()[0][:90]}", flush=True)
             continue
-        if not err <= budget:
-            print(f"  WRONG {name}: max error {err:.3g} > {budget:.3g}", flush=True)
+        # the CUDA-core GEMV never rounds W, so it may differ from this reference by the weights'
+        # roundings, which follow the output's rms (the SPECs' error_scales_with_rms)
+        allowed = budget + (0.016 * want.pow(2).mean().sqrt().item() if c is not None and c.fma else 0.0)
+        if not err <= allowed:
+            print(f"  WRONG {name}: max error {err:.3g} > {allowed:.3g}", flush=True)
             continue
         results.append((graph_us([functools.partial(call, x, q, c) for q in weights]), c))
     default = next((us for us, c in results if c is None), math.nan)
