@@ -171,8 +171,11 @@ def _nf4_gemv_kernel(
     """One row of x per program, BLOCK_K = BLOCKSIZE (the launcher checks): each K step covers one
     quantization block of every row, so its absmax multiplies that step's partial sums once.
 
-    The 16 code values are read per weight from the 64-byte table, which stays in L1: every lane
-    of a warp hits the same 128-byte line, one wavefront per load."""
+    The 16 code values are read per weight from the 64-byte table, which stays in L1. MEASURED
+    SLOWER than the tensor-core path on an H200 (65.6 against 46.9 us at 4096 -> 14336, M = 1;
+    experiments/0007-weight-only-matmuls/logs/run9-sweep-nf4-fma.log): two L1 loads per byte and
+    their 64-bit address arithmetic (~15 SASS instructions per weight) cost more than the bytes.
+    Kept as that measured negative result and as `MatmulConfig(fma=True)` for NF4; not a default."""
     BLOCK_B: tl.constexpr = BLOCK_K // 2  # bytes per row per K step
     row = tl.program_id(axis=0).to(tl.int64) % M
     pid_n = tl.program_id(axis=0).to(tl.int64) // M
