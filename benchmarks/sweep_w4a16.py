@@ -33,6 +33,8 @@ from inferlab.kernels.quant_formats import (
     quantize_nf4_ref,
 )
 from inferlab.kernels.w4a16 import (
+    DEQUANT_FORMATS,
+    GEMV_MAX_M,
     LLAMA3_8B_LAYERS,
     MatmulConfig,
     config_for,
@@ -41,6 +43,7 @@ from inferlab.kernels.w4a16 import (
     plan_launch,
     w4a16_matmul,
 )
+from inferlab.kernels.w4a16_dequant import int4_weight_t, nf4_weight
 
 DTYPE = torch.bfloat16
 REPLAYS = 15
@@ -141,6 +144,12 @@ def graph_us(calls) -> float:
     return statistics.median(samples) * 1000 / (passes * len(calls))
 
 
+def dequant_then_mm(fmt: str, x: torch.Tensor, weights) -> torch.Tensor:
+    if fmt == "int4":
+        return torch.mm(x, int4_weight_t(weights, x.dtype))
+    return torch.mm(x, nf4_weight(*weights, x.dtype).t())
+
+
 def sweep_shape(fmt, call, weights, denses, m: int, k: int, n: int, fma_only: bool = False) -> None:
     """Check and time every candidate at one (layer, M); print the best beside cuBLAS and the default."""
     x = torch.randn(m, k, device="cuda", dtype=DTYPE)
@@ -152,8 +161,8 @@ def sweep_shape(fmt, call, weights, denses, m: int, k: int, n: int, fma_only: bo
     cublas = graph_us([functools.partial(torch.mm, x, d.t()) for d in denses])
     results = []
     candidates = gemv_candidates(fmt, m) if m <= 16 else tiled_candidates(fmt, m)
-    if fma_only and m <= 16:
-        candidates = fma_candidates(fmt, m)
+    if fma_only:  # at M <= 16 the CUDA-core GEMV alone; past 16 only the default and dequant
+        candidates = fma_candidates(fmt, m) if m <= 16 else []
     for c in [None, *candidates]:
         name = c.label if c else "default"
         try:
@@ -168,6 +177,9 @@ def sweep_shape(fmt, call, weights, denses, m: int, k: int, n: int, fma_only: bo
             print(f"  WRONG {name}: max error {err:.3g} > {allowed:.3g}", flush=True)
             continue
         results.append((graph_us([functools.partial(call, x, q, c) for q in weights]), c))
+    if fmt in DEQUANT_FORMATS and m > GEMV_MAX_M:  # dequantize once, then cuBLAS: at any M past 16
+        dequant = graph_us([functools.partial(dequant_then_mm, fmt, x, q) for q in weights])
+        print(f"        dequantize + cuBLAS: {dequant:.1f} us ({cublas / dequant:.2f}x cuBLAS)", flush=True)
     default = next((us for us, c in results if c is None), math.nan)
     ranked = sorted((r for r in results if r[1]), key=lambda r: r[0])
     best_us, best = ranked[0] if ranked else (math.nan, None)
@@ -187,7 +199,9 @@ def main() -> int:
     )
     parser.add_argument("formats", nargs="*", default=["int4", "nf4", "int8"])
     parser.add_argument("--m", default="1,16,32,64,128,256", help="token counts, comma-separated")
-    parser.add_argument("--fma-only", action="store_true", help="at M <= 16, only the CUDA-core GEMV")
+    parser.add_argument(
+        "--fma-only", action="store_true", help="no tensor-core candidates (the CUDA-core GEMV at M <= 16)"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"{'fmt':>4} {'layer':>12} {'M':>4} {'cuBLAS':>7} {'default':>8} {'best':>7} {'x cuBLAS':>8}  best")

@@ -14,6 +14,7 @@ from inferlab.bench.providers import ProviderUnavailable, factories_for, make_pr
 from inferlab.kernels import _matmul_plan, get_spec, w4a16
 from inferlab.kernels.quant_formats import (
     NF4State,
+    dequantize_int4_ref,
     dequantize_nf4_ref,
     quantize_int4,
     quantize_int8,
@@ -229,12 +230,39 @@ def test_error_within_twice_the_fp32_recipe_against_fp64(fmt, dtype, device):
 
 # ---------------------------------------------------------------- the path the launcher picks
 @pytest.mark.parametrize(
-    ("m", "path"), [(1, "fma"), (2, "gemv"), (16, "gemv"), (17, "tiled"), (256, "tiled")]
+    ("m", "int4", "nf4", "int8"),
+    [
+        (1, "fma", "gemv", "fma"),  # NF4's CUDA-core GEMV measured slower: not its default
+        (2, "gemv", "gemv", "gemv"),
+        (16, "gemv", "gemv", "gemv"),
+        (17, "tiled", "tiled", "tiled"),
+        (127, "tiled", "tiled", "tiled"),
+        (128, "dequant", "dequant", "tiled"),  # int8 has no dequantize-then-cuBLAS path
+    ],
 )
-def test_choose_path_by_m(m, path):
-    assert choose_path(m) == choose_path(m, "int8") == path
-    assert plan_launch(m, 4096, 4096, torch.device("cpu")).path == path
-    assert choose_path(m, "nf4") == ("gemv" if m == 1 else path)  # NF4 has no CUDA-core GEMV
+def test_choose_path_by_m_and_format(m, int4, nf4, int8):
+    assert (choose_path(m), choose_path(m, "nf4"), choose_path(m, "int8")) == (int4, nf4, int8)
+    fused = "fma" if m == 1 else ("gemv" if m <= 16 else "tiled")
+    assert plan_launch(m, 4096, 4096, torch.device("cpu")).path == fused  # int4's fused kernel
+
+
+@pytest.mark.parametrize("fmt", ["int4", "nf4"])
+def test_large_m_dequantizes_once_then_cublas(fmt, monkeypatch, device):
+    """From DEQUANT_MIN_M rows: one dequantization (bit-exact with the reference's W) and torch.mm,
+    no fused kernel; the result equals torch.mm on the reference's W exactly."""
+    m = w4a16.DEQUANT_MIN_M
+    x = _randn(m, 256, dtype=torch.bfloat16, seed=50, device=device)
+    w = _randn(24, 256, seed=51, device=device)
+    monkeypatch.setattr(w4a16, "_launch", lambda *a, **k: pytest.fail("fused kernel launched"))
+    if fmt == "int4":
+        qw = quantize_int4(w, 128, scale_dtype=torch.bfloat16)
+        got, dense = w4a16_matmul(x, qw), dequantize_int4_ref(qw, torch.bfloat16)
+    else:
+        packed, state = quantize_nf4_ref(w, 64)
+        state.dtype = torch.float32  # a state in another dtype: W still rounds once to x's
+        got = nf4_matmul(x, packed, state)
+        dense = dequantize_nf4_ref(packed, state).to(torch.bfloat16)
+    assert torch.equal(got, torch.mm(x, dense.t()))
 
 
 @pytest.mark.parametrize(("m", "path", "block_m"), [(1, "fma", 1), (3, "gemv", 16), (17, "tiled", 32)])

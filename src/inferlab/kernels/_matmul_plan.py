@@ -8,10 +8,11 @@ bit) and no zeroed workspace; with SPLIT_K = 1 the matmul kernel stores y itself
 
 ## Configs (module constants, no autotuning at import)
 
-GEMV_CONFIG for M <= 16; TILED_CONFIGS by M otherwise; split-K from TARGET_PROGRAMS_PER_SM and
-MAX_SPLIT_K. Chosen by reasoning about H100/H200 (bytes in flight per SM, wgmma wants BLOCK_M
->= 64) and by reading the compiled sm_90 PTX, NOT yet by a measured sweep:
-`benchmarks/gpu_w4a16.sh sweep` times candidates, `benchmarks/gpu_w4a16.sh` the baselines.
+FMA_CONFIGS (CUDA-core GEMV) for one row where a format has one, GEMV_CONFIGS up to
+GEMV_MAX_M, TILED_CONFIGS by M above, and from DEQUANT_MIN_M the weight is dequantized once and
+multiplied by cuBLAS (w4a16_dequant.py). Split-K from each config's programs_per_sm and
+MAX_SPLIT_K. Each chosen by `benchmarks/sweep_w4a16.py` on an H200 (the logs are in
+experiments/0007-weight-only-matmuls/logs/); `benchmarks/gpu_w4a16.sh` times the baselines.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class MatmulConfig:
 # Llama-3-8B layers, bf16; logs in experiments/0007-weight-only-matmuls/): the fastest config that
 # passed its check at each (format, M), where one config led across the layers.
 FMA_MAX_M = 1  # CUDA-core GEMV (w4a16_gemv.py) for one row: at M = 4 it was 2x slower than M = 1
-FMA_CONFIGS = {  # NF4 has none: its 16-value look-up has no cheap CUDA-core form here yet
+FMA_CONFIGS = {  # NF4's (one table look-up per weight) measured slower than its tensor-core path
     "int4": MatmulConfig(1, 64, 256, 1, num_warps=4, num_stages=1, fma=True, programs_per_sm=4),
     "int8": MatmulConfig(1, 32, 512, 1, num_warps=4, num_stages=1, fma=True),
 }
@@ -93,6 +94,10 @@ TILED_CONFIGS: tuple[tuple[int | None, MatmulConfig], ...] = (
     (64, MatmulConfig(64, 64, 64, 8, num_warps=4, num_stages=3, planes=False)),
     (None, MatmulConfig(128, 64, 64, 8, num_warps=4, num_stages=3, planes=False)),
 )
+# From this M, int4 and NF4 dequantize the whole weight once and call cuBLAS (w4a16_dequant.py);
+# int8's fused tiled kernel stays (a dequantization pass would move 3x its weight's bytes)
+DEQUANT_MIN_M = 128
+DEQUANT_FORMATS = ("int4", "nf4")
 TARGET_PROGRAMS_PER_SM = 2  # split K until output tiles x splits reach this many programs per SM
 MAX_SPLIT_K = 16  # partials are SPLIT_K x M x N fp32: more splits cost more than they hide
 INTERPRETER_SMS = 2  # what the split-K rule assumes without a GPU (keeps test programs few)
@@ -101,7 +106,7 @@ REDUCE_BLOCK = 1024  # outputs per program of the split-K reduction
 
 @dataclass(frozen=True, slots=True)
 class LaunchPlan:
-    path: str  # "fma", "gemv" or "tiled" (`choose_path`)
+    path: str  # "fma", "gemv" or "tiled": the fused kernel's path (`choose_path`)
     config: MatmulConfig
     split_k: int  # programs along K, every one non-empty
     k_per_split: int  # a multiple of config.block_k
@@ -111,13 +116,18 @@ class LaunchPlan:
 def choose_path(M: int, fmt: str = "int4") -> str:
     """Path for M rows of x in weight format `fmt` ("int4", "nf4", "int8"): "fma" (CUDA-core GEMV)
     for one row where the format has one, "gemv" (one 16-row tensor-core tile, split-K) up to
-    GEMV_MAX_M, else "tiled"."""
+    GEMV_MAX_M, "dequant" (the whole weight dequantized, then cuBLAS) from DEQUANT_MIN_M for
+    the formats that have it, else "tiled"."""
     if M <= FMA_MAX_M and fmt in FMA_CONFIGS:
         return "fma"
+    if M >= DEQUANT_MIN_M and fmt in DEQUANT_FORMATS:
+        return "dequant"
     return "gemv" if M <= GEMV_MAX_M else "tiled"
 
 
 def config_for(M: int, fmt: str = "int4") -> MatmulConfig:
+    """The fused kernel's config for M rows (on the "dequant" path: the tiled one, used only
+    when a caller passes it as `config=` to force the fused kernel)."""
     path = choose_path(M, fmt)
     if path == "fma":
         return FMA_CONFIGS[fmt]
@@ -148,7 +158,7 @@ def plan_launch(
     """Path, tiles and split-K for an [M, K] x [K, N] product (M, N, K >= 1); `config` None is
     the int4 default (`config_for`)."""
     cfg = config or config_for(M)
-    path = "fma" if cfg.fma else choose_path(M, "nf4")  # the tensor-core path M takes
+    path = "fma" if cfg.fma else ("gemv" if M <= GEMV_MAX_M else "tiled")  # the fused kernel's
     num_tiles = triton.cdiv(M, cfg.block_m) * triton.cdiv(N, cfg.block_n)
     k_tiles = triton.cdiv(K, cfg.block_k)
     per_sm = cfg.programs_per_sm

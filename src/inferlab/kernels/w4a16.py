@@ -1,6 +1,6 @@
-"""Weight-only quantized matmuls (lesson 8: W4A16): y = x @ W.T with W dequantized in registers.
+"""Weight-only quantized matmuls (lesson 8: W4A16): y = x @ W.T with W stored in 4 or 8 bits.
 
-Three weight formats (quant_formats.py specifies each bit), one kernel and one launcher each:
+Three weight formats (quant_formats.py specifies each bit), one launcher each:
 
     w4a16_matmul(x, qweight)              int4 group-wise (G = 32, 64, 128), Int4Weight layout
     nf4_matmul(x, weight, quant_state)    NF4 as bitsandbytes stores a Linear's weight [N, K]
@@ -11,28 +11,35 @@ x: [M, K] fp16/bf16 -> y: [M, N] in x's dtype, with W = [N, K] = [out_features, 
     W[n, k] = dtype( fp32 product of the format's integer and scale(s) )   rounded ONCE
     y[m, n] = dtype( fp32 sum over k of x[m, k] * W[n, k] )
 
-W is bit for bit what "dequantize to x's dtype" gives, so the kernels differ from their references
-(`*_ref`: dequantize, fp32 matmul, cast) only in the order of the fp32 sum. W never exists in
-HBM: each program dequantizes a tile of W into registers and feeds it to tl.dot (tensor cores:
-mma.sync for the 16-row GEMV tile, wgmma from BLOCK_M = 64 on sm_90) beside an fp32 accumulator.
+That is the reference (`*_ref`); path 1 below skips W's rounding and path 4 lets cuBLAS sum.
 
-## Two paths, chosen by M (`choose_path`, used by `plan_launch`)
+## Four paths, chosen by M and format (`choose_path`; measured on an H200, experiment 7)
 
-1. "gemv" (M <= 16: decode). One BLOCK_M = 16 tile holds every row of x; a program owns
-   BLOCK_N outputs and one split of K. Decode is weight-bandwidth bound: at M = 1 the 4096 ->
-   14336 layer reads 117 MB in bf16 but 30.8 MB in int4 g128 (29.4 packed + 0.9 scales + 0.5
-   zeros), so ~3.8x over cuBLAS bf16 is the ceiling. Few output tiles would leave SMs idle,
-   hence split-K (`split_k_for`): about TARGET_PROGRAMS_PER_SM programs per SM.
-2. "tiled" (M > 16: prefill, batches). BLOCK_M x BLOCK_N x BLOCK_K tiles by M (TILED_CONFIGS),
-   GROUP_M ordering so programs in flight share weight tiles through L2, split-K only where the
-   tiles alone leave SMs idle. Arithmetic intensity is 4M FLOP per weight byte for int4 (M for
-   bf16), so W4A16 turns compute bound near M ~ 50-100 on an H100/H200 and the dequantization
-   ALU work then costs time that a bf16 GEMM does not pay: large M is cuBLAS's ground.
+1. "fma" (M = 1, int4 and int8): a CUDA-core GEMV (w4a16_gemv.py). Decode reads every weight
+   once: at M = 1 the 4096 -> 14336 layer reads 117 MB in bf16 but 30.8 MB in int4 g128 (29.4
+   packed + 0.9 scales + 0.5 zeros), so ~3.8x over cuBLAS bf16 is the ceiling; what limits a
+   kernel first is the ALU work per weight, so this path spends ~2.5 operations on each and
+   never rounds W (zero point and scale come off once per 8 weights).
+2. "gemv" (M <= 16): one BLOCK_M = 16 tensor-core tile holds every row of x; a program owns
+   BLOCK_N outputs and one split of K (`split_k_for`: few output tiles would leave SMs idle).
+3. "tiled" (M > 16): BLOCK_M x BLOCK_N x BLOCK_K tiles by M (TILED_CONFIGS), GROUP_M ordering so
+   programs in flight share weight tiles through L2. Arithmetic intensity is 4M FLOP per weight
+   byte for int4 (M for bf16), so W4A16 turns compute bound near M ~ 50-100 on an H100/H200,
+   and the dequantization work then costs time that a bf16 GEMM does not pay.
+4. "dequant" (M >= DEQUANT_MIN_M, int4 and NF4): the whole weight dequantized once into a
+   scratch buffer, then cuBLAS (w4a16_dequant.py): large M is cuBLAS's ground.
+
+On paths 2 and 3, W is bit for bit what "dequantize to x's dtype" gives, so the kernels differ
+from their references (`*_ref`: dequantize, fp32 matmul, cast) only in the order of the fp32
+sum. W never exists in HBM there: each program dequantizes a tile of W into registers and feeds
+it to tl.dot (mma.sync or wgmma on sm_90) beside an fp32 accumulator. Path 4 rounds W the same
+way, and cuBLAS sums.
 
 ## Where the code is
 
 - w4a16_kernels.py: the tensor-core kernel of each format, and how each dequantizes in registers;
-- w4a16_gemv.py: the CUDA-core GEMV for one row of x (int4, int8);
+- w4a16_gemv.py: the CUDA-core GEMV for one row of x (int4, int8; NF4's, slower, as an option);
+- w4a16_dequant.py: the dequantize-then-cuBLAS path for large M (int4, NF4);
 - _matmul_plan.py: `MatmulConfig`, the config tables, the path, split-K and `_launch`;
 - _matmul_tiles.py: the tile pieces all of them share (program order, x loads, tl.dot, stores);
 - w4a16_shapes.py: the SPECs' shapes, napkin math and inputs. This file: the references, the
@@ -59,6 +66,8 @@ from inferlab.kernels._launch import prepare_out, require_contiguous, validate
 
 # Re-exported as well as used (noqa): callers import the weight-only matmuls' names from this module
 from inferlab.kernels._matmul_plan import (  # noqa: F401
+    DEQUANT_FORMATS,
+    DEQUANT_MIN_M,
     FMA_CONFIGS,
     FMA_MAX_M,
     GEMV_CONFIG,
@@ -85,6 +94,7 @@ from inferlab.kernels.quant_formats import (
     dequantize_nf4_ref,
 )
 from inferlab.kernels.spec import KernelSpec
+from inferlab.kernels.w4a16_dequant import int4_weight_t, nf4_weight
 from inferlab.kernels.w4a16_gemv import (
     INT4_GEMV_MASKS,
     _int4_gemv_kernel,
@@ -189,6 +199,8 @@ def w4a16_matmul(
     _check_on(x.device, **pieces)
     require_contiguous(**pieces)
     out = prepare_out(out, (x.shape[0], N), x)
+    if config is None and choose_path(x.shape[0], "int4") == "dequant":
+        return torch.mm(x, int4_weight_t(qweight, x.dtype), out=out)
     cfg = config or config_for(x.shape[0])
     if cfg.fma:
         constexprs = dict(GROUP_SIZE=G, HAS_ZEROS=zeros is not None)
@@ -234,6 +246,8 @@ def nf4_matmul(
         )
     _check_on(x.device, weight=weight)
     out = prepare_out(out, (x.shape[0], N), x)
+    if config is None and choose_path(x.shape[0], "nf4") == "dequant":
+        return torch.mm(x, nf4_weight(weight, quant_state, x.dtype).t(), out=out)
     cfg = config or config_for(x.shape[0], "nf4")
     if cfg.fma and cfg.block_k != blocksize:
         raise ValueError(
