@@ -94,10 +94,12 @@ TILED_CONFIGS: tuple[tuple[int | None, MatmulConfig], ...] = (
     (64, MatmulConfig(64, 64, 64, 8, num_warps=4, num_stages=3, planes=False)),
     (None, MatmulConfig(128, 64, 64, 8, num_warps=4, num_stages=3, planes=False)),
 )
-# From this M, int4 and NF4 dequantize the whole weight once and call cuBLAS (w4a16_dequant.py);
-# int8's fused tiled kernel stays (a dequantization pass would move 3x its weight's bytes)
-DEQUANT_MIN_M = 128
-DEQUANT_FORMATS = ("int4", "nf4")
+# From these M, int4 and NF4 dequantize the whole weight once and call cuBLAS (w4a16_dequant.py):
+# where the sweep measured it level with the fused tiled kernel (int4: 73 vs 73 us at M = 64) or
+# ahead (NF4: 74 vs 111 us at M = 64; logs/run10-sweep-dequant.log). int8 keeps its fused tiled
+# kernel (a dequantization pass would move 3x its weight's bytes).
+DEQUANT_MIN_M = {"int4": 128, "nf4": 64}
+DEQUANT_FORMATS = tuple(DEQUANT_MIN_M)
 TARGET_PROGRAMS_PER_SM = 2  # split K until output tiles x splits reach this many programs per SM
 MAX_SPLIT_K = 16  # partials are SPLIT_K x M x N fp32: more splits cost more than they hide
 INTERPRETER_SMS = 2  # what the split-K rule assumes without a GPU (keeps test programs few)
@@ -116,11 +118,11 @@ class LaunchPlan:
 def choose_path(M: int, fmt: str = "int4") -> str:
     """Path for M rows of x in weight format `fmt` ("int4", "nf4", "int8"): "fma" (CUDA-core GEMV)
     for one row where the format has one, "gemv" (one 16-row tensor-core tile, split-K) up to
-    GEMV_MAX_M, "dequant" (the whole weight dequantized, then cuBLAS) from DEQUANT_MIN_M for
-    the formats that have it, else "tiled"."""
+    GEMV_MAX_M, "dequant" (the whole weight dequantized, then cuBLAS) from the format's
+    DEQUANT_MIN_M where it has one, else "tiled"."""
     if M <= FMA_MAX_M and fmt in FMA_CONFIGS:
         return "fma"
-    if M >= DEQUANT_MIN_M and fmt in DEQUANT_FORMATS:
+    if M >= DEQUANT_MIN_M.get(fmt, float("inf")):
         return "dequant"
     return "gemv" if M <= GEMV_MAX_M else "tiled"
 

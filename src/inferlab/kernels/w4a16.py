@@ -26,7 +26,7 @@ That is the reference (`*_ref`); path 1 below skips W's rounding and path 4 lets
    programs in flight share weight tiles through L2. Arithmetic intensity is 4M FLOP per weight
    byte for int4 (M for bf16), so W4A16 turns compute bound near M ~ 50-100 on an H100/H200,
    and the dequantization work then costs time that a bf16 GEMM does not pay.
-4. "dequant" (M >= DEQUANT_MIN_M, int4 and NF4): the whole weight dequantized once into a
+4. "dequant" (M >= 128 for int4, 64 for NF4: DEQUANT_MIN_M): the whole weight dequantized once into a
    scratch buffer, then cuBLAS (w4a16_dequant.py): large M is cuBLAS's ground.
 
 On paths 2 and 3, W is bit for bit what "dequantize to x's dtype" gives, so the kernels differ
