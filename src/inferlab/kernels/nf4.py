@@ -336,9 +336,8 @@ def state_from_inputs(inputs: dict[str, torch.Tensor], shape, dtype: torch.dtype
     )  # fmt: skip
 
 
-def _make_inputs(dims, dtype, device, gen) -> dict[str, torch.Tensor]:
-    w = random_tensor(dims, torch.float32, device, gen)
-    packed, state = quantize_nf4_ref(w, blocksize=SPEC_BLOCKSIZE, nested=True)
+def state_tensors(packed: torch.Tensor, state: NF4State) -> dict[str, torch.Tensor]:
+    """A nested NF4 weight as the named tensors SPEC inputs carry (`state_from_inputs` reverses it)."""
     return {
         "weight": packed,
         "absmax": state.absmax,
@@ -346,6 +345,13 @@ def _make_inputs(dims, dtype, device, gen) -> dict[str, torch.Tensor]:
         "state2_absmax": state.state2.absmax,
         "state2_code": state.state2.code,
         "offset": state.offset,
+    }
+
+
+def _make_inputs(dims, dtype, device, gen) -> dict[str, torch.Tensor]:
+    w = random_tensor(dims, torch.float32, device, gen)
+    packed, state = quantize_nf4_ref(w, blocksize=SPEC_BLOCKSIZE, nested=True)
+    return state_tensors(packed, state) | {
         # check() hands the reference the inputs only: the output's shape and dtype travel as tensors
         "out_shape": torch.tensor(dims, dtype=torch.int64, device=device),
         "out_dtype": torch.empty(0, dtype=dtype, device=device),

@@ -45,6 +45,18 @@ INT4_GEMV_MASKS = (0x00078000, 0x00780000)
 
 
 @triton.jit
+def _gemv_program(M, N, K, k_per_split, BLOCK_N: tl.constexpr):
+    """This program's row of x, its BLOCK_N outputs (and their mask) and its split of K. Grid:
+    (M x output tiles, splits); the M rows of one column tile are adjacent programs, so a weight
+    tile read for one row is still in L2 for the next."""
+    row = tl.program_id(axis=0).to(tl.int64) % M
+    pid_n = tl.program_id(axis=0).to(tl.int64) // M
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
+    return row, offs_n, offs_n < N, k_start, tl.minimum(k_start + k_per_split, K)
+
+
+@triton.jit
 def _int4_gemv_kernel(
     x_ptr, out_ptr, partial_ptr,
     M, N, K, stride_xm, stride_xk, k_per_split,
@@ -59,12 +71,7 @@ def _int4_gemv_kernel(
     """One row of x per program (BLOCK_M = 1); every tile is 2-D [BLOCK_K/8, BLOCK_N] in the
     layout of the words' load, so nothing moves between threads inside the loop."""
     BLOCK_I: tl.constexpr = BLOCK_K // 8  # word rows per K step
-    row = tl.program_id(axis=0).to(tl.int64) % M
-    pid_n = tl.program_id(axis=0).to(tl.int64) // M  # the M rows of one column tile run together
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_n = offs_n < N
-    k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
-    k_end = tl.minimum(k_start + k_per_split, K)
+    row, offs_n, mask_n, k_start, k_end = _gemv_program(M, N, K, k_per_split, BLOCK_N)
     x_row = x_ptr + row * stride_xm
     acc = tl.zeros((BLOCK_I, BLOCK_N), dtype=tl.float32)
     # loads are issued one K step ahead by hand: Triton pipelines only loads that feed tl.dot
@@ -127,12 +134,7 @@ def _int8_gemv_kernel(
     SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
     """One row of x per program; the [BLOCK_N, BLOCK_K] accumulator is summed across K once."""
-    row = tl.program_id(axis=0).to(tl.int64) % M
-    pid_n = tl.program_id(axis=0).to(tl.int64) // M
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_n = offs_n < N
-    k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
-    k_end = tl.minimum(k_start + k_per_split, K)
+    row, offs_n, mask_n, k_start, k_end = _gemv_program(M, N, K, k_per_split, BLOCK_N)
     x_row = x_ptr + row * stride_xm
     acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
     q = _int8_tile(w_ptr, offs_n, mask_n, k_start, k_end, K, BLOCK_K)
@@ -177,12 +179,8 @@ def _nf4_gemv_kernel(
     their 64-bit address arithmetic (~15 SASS instructions per weight) cost more than the bytes.
     Kept as that measured negative result and as `MatmulConfig(fma=True)` for NF4; not a default."""
     BLOCK_B: tl.constexpr = BLOCK_K // 2  # bytes per row per K step
-    row = tl.program_id(axis=0).to(tl.int64) % M
-    pid_n = tl.program_id(axis=0).to(tl.int64) // M
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_n = offs_n < N
-    k_start = tl.program_id(axis=1).to(tl.int64) * k_per_split
-    k_end = tl.minimum(k_start + k_per_split, K)  # K is a multiple of BLOCKSIZE: no K tail
+    # K is a multiple of BLOCKSIZE: no K tail
+    row, offs_n, mask_n, k_start, k_end = _gemv_program(M, N, K, k_per_split, BLOCK_N)
     x_row = x_ptr + row * stride_xm
     offs_b = tl.arange(0, BLOCK_B)
     acc = tl.zeros((BLOCK_N, BLOCK_B), dtype=tl.float32)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from inferlab.kernels.nf4 import state_from_inputs
+from inferlab.kernels.nf4 import state_from_inputs, state_tensors
 from inferlab.kernels.quant_formats import (
     dequantize_int4_ref,
     dequantize_int8_ref,
@@ -83,16 +83,7 @@ def _nf4_inputs(dims, dtype, device, gen) -> dict[str, torch.Tensor]:
     x = random_tensor((m, k), dtype, device, gen)
     packed, state = quantize_nf4_ref(random_tensor((n, k), torch.float32, device, gen), SPEC_NF4_BLOCKSIZE)
     state.dtype = dtype
-    return {
-        "x": x,
-        "weight": packed,
-        "absmax": state.absmax,
-        "code": state.code,
-        "state2_absmax": state.state2.absmax,
-        "state2_code": state.state2.code,
-        "offset": state.offset,
-        "w_dense": dequantize_nf4_ref(packed, state),
-    }
+    return {"x": x, **state_tensors(packed, state), "w_dense": dequantize_nf4_ref(packed, state)}
 
 
 def nf4_state_of(inputs: dict[str, torch.Tensor], n_out: int):
