@@ -1,4 +1,4 @@
-"""Tile pieces shared by the weight-only matmul kernels (w4a16.py, w4a16_gemv.py): program
+"""Tile pieces shared by the weight-only matmul kernels (w4a16_kernels.py, w4a16_gemv.py): program
 coordinates, loading x, the tensor-core step, storing y or split-K partials, and the reduction
 that sums the partials in a fixed order. Each is a @triton.jit function inlined into its caller."""
 

@@ -5,7 +5,7 @@ multiply-adds but the ALU work per weight: an H200 streams about 32 int4 weights
 SM from HBM (its measured 4.18 TB/s copy rate over 132 SMs at 1.98 GHz), and an SM issues 128
 lane-operations per clock, so each weight can afford about 4 operations, dequantization and
 multiply-add included. The
-tensor-core kernels in w4a16.py spend more than that (unpacking, rounding each weight to the
+tensor-core kernels in w4a16_kernels.py spend more than that (unpacking, rounding each weight to the
 16-bit type, layout shuffles into the mma operand), and measured 0.8x cuBLAS bf16 at M = 1.
 
 The int4 kernel spends about two and a half (SASS: half a shift, one LOP3, one FFMA):
