@@ -236,9 +236,8 @@ def test_error_within_twice_the_fp32_recipe_against_fp64(fmt, dtype, device):
         (2, "gemv", "gemv", "gemv"),
         (16, "gemv", "gemv", "gemv"),
         (17, "tiled", "tiled", "tiled"),
-        (64, "tiled", "dequant", "tiled"),  # NF4's fused tiled kernel lost to it from 64 rows
-        (127, "tiled", "dequant", "tiled"),
-        (128, "dequant", "dequant", "tiled"),  # int8 has no dequantize-then-cuBLAS path
+        (64, "tiled", "tiled", "tiled"),
+        (4096, "tiled", "tiled", "tiled"),  # W is never materialized unless the caller allows it
     ],
 )
 def test_choose_path_by_m_and_format(m, int4, nf4, int8):
@@ -247,23 +246,34 @@ def test_choose_path_by_m_and_format(m, int4, nf4, int8):
     assert plan_launch(m, 4096, 4096, torch.device("cpu")).path == fused  # int4's fused kernel
 
 
+@pytest.mark.parametrize(
+    ("m", "int4", "nf4"), [(63, "tiled", "tiled"), (64, "tiled", "dequant"), (128, "dequant", "dequant")]
+)
+def test_materialize_allows_dequantize_then_cublas_from_a_threshold(m, int4, nf4):
+    assert (choose_path(m, "int4", True), choose_path(m, "nf4", True)) == (int4, nf4)
+    assert choose_path(m, "int8", True) == "tiled"  # int8 has no such path
+
+
 @pytest.mark.parametrize("fmt", ["int4", "nf4"])
 def test_large_m_dequantizes_once_then_cublas(fmt, monkeypatch, device):
-    """From DEQUANT_MIN_M rows: one dequantization (bit-exact with the reference's W) and torch.mm,
-    no fused kernel; the result equals torch.mm on the reference's W exactly."""
+    """With materialize=True, from DEQUANT_MIN_M rows: one dequantization (bit-exact with the
+    reference's W) and torch.mm, no fused kernel; the result is torch.mm on the reference's W.
+    Without it the fused kernel runs (W never materialized)."""
     m = w4a16.DEQUANT_MIN_M[fmt]
     x = _randn(m, 256, dtype=torch.bfloat16, seed=50, device=device)
     w = _randn(24, 256, seed=51, device=device)
     monkeypatch.setattr(w4a16, "_launch", lambda *a, **k: pytest.fail("fused kernel launched"))
     if fmt == "int4":
         qw = quantize_int4(w, 128, scale_dtype=torch.bfloat16)
-        got, dense = w4a16_matmul(x, qw), dequantize_int4_ref(qw, torch.bfloat16)
+        got, dense = w4a16_matmul(x, qw, materialize=True), dequantize_int4_ref(qw, torch.bfloat16)
     else:
         packed, state = quantize_nf4_ref(w, 64)
         state.dtype = torch.float32  # a state in another dtype: W still rounds once to x's
-        got = nf4_matmul(x, packed, state)
+        got = nf4_matmul(x, packed, state, materialize=True)
         dense = dequantize_nf4_ref(packed, state).to(torch.bfloat16)
     assert torch.equal(got, torch.mm(x, dense.t()))
+    with pytest.raises(pytest.fail.Exception, match="fused kernel launched"):  # the default: fused
+        w4a16_matmul(x, qw) if fmt == "int4" else nf4_matmul(x, packed, state)
 
 
 @pytest.mark.parametrize(("m", "path", "block_m"), [(1, "fma", 1), (3, "gemv", 16), (17, "tiled", 32)])

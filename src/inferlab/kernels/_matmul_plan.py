@@ -9,10 +9,11 @@ bit) and no zeroed workspace; with SPLIT_K = 1 the matmul kernel stores y itself
 ## Configs (module constants, no autotuning at import)
 
 FMA_CONFIGS (CUDA-core GEMV) for one row where a format has one, GEMV_CONFIGS up to
-GEMV_MAX_M, TILED_CONFIGS by M above, and from DEQUANT_MIN_M the weight is dequantized once and
-multiplied by cuBLAS (w4a16_dequant.py). Split-K from each config's programs_per_sm and
-MAX_SPLIT_K. Each chosen by `benchmarks/sweep_w4a16.py` on an H200 (the logs are in
-experiments/0007-weight-only-matmuls/logs/); `benchmarks/gpu_w4a16.sh` times the baselines.
+GEMV_MAX_M, TILED_CONFIGS by M above; a caller that passes `materialize=True` lets the weight be
+dequantized once and multiplied by cuBLAS from DEQUANT_MIN_M rows (w4a16_dequant.py). Split-K
+from each config's programs_per_sm and MAX_SPLIT_K. Each chosen by `benchmarks/sweep_w4a16.py`
+on an H200 (the logs are in experiments/0007-weight-only-matmuls/logs/); `benchmarks/gpu_w4a16.sh`
+times the baselines.
 """
 
 from __future__ import annotations
@@ -94,10 +95,12 @@ TILED_CONFIGS: tuple[tuple[int | None, MatmulConfig], ...] = (
     (64, MatmulConfig(64, 64, 64, 8, num_warps=4, num_stages=3, planes=False)),
     (None, MatmulConfig(128, 64, 64, 8, num_warps=4, num_stages=3, planes=False)),
 )
-# From these M, int4 and NF4 dequantize the whole weight once and call cuBLAS (w4a16_dequant.py):
-# where the sweep measured it level with the fused tiled kernel (int4: 73 vs 73 us at M = 64) or
-# ahead (NF4: 74 vs 111 us at M = 64; logs/run10-sweep-dequant.log). int8 keeps its fused tiled
-# kernel (a dequantization pass would move 3x its weight's bytes).
+# With materialize=True, from these M int4 and NF4 dequantize the whole weight once into a scratch
+# buffer and call cuBLAS (w4a16_dequant.py): where the sweep measured that level with the fused
+# tiled kernel (int4: 73 vs 73 us at M = 64) or ahead (NF4: 74 vs 111 us at M = 64;
+# logs/run10-sweep-dequant.log). Off by default: the issue's contract is that W is never
+# materialized (a quantized model should not hold a bf16 copy of a layer, even briefly). int8 has
+# no such path (a dequantization pass would move 3x its weight's bytes).
 DEQUANT_MIN_M = {"int4": 128, "nf4": 64}
 DEQUANT_FORMATS = tuple(DEQUANT_MIN_M)
 TARGET_PROGRAMS_PER_SM = 2  # split K until output tiles x splits reach this many programs per SM
@@ -115,14 +118,14 @@ class LaunchPlan:
     grid: tuple[int, int]  # (output tiles, split_k)
 
 
-def choose_path(M: int, fmt: str = "int4") -> str:
+def choose_path(M: int, fmt: str = "int4", materialize: bool = False) -> str:
     """Path for M rows of x in weight format `fmt` ("int4", "nf4", "int8"): "fma" (CUDA-core GEMV)
     for one row where the format has one, "gemv" (one 16-row tensor-core tile, split-K) up to
     GEMV_MAX_M, "dequant" (the whole weight dequantized, then cuBLAS) from the format's
-    DEQUANT_MIN_M where it has one, else "tiled"."""
+    DEQUANT_MIN_M when the caller allows `materialize`, else "tiled"."""
     if M <= FMA_MAX_M and fmt in FMA_CONFIGS:
         return "fma"
-    if M >= DEQUANT_MIN_M.get(fmt, float("inf")):
+    if materialize and M >= DEQUANT_MIN_M.get(fmt, float("inf")):
         return "dequant"
     return "gemv" if M <= GEMV_MAX_M else "tiled"
 

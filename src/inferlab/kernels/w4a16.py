@@ -26,8 +26,11 @@ That is the reference (`*_ref`); path 1 below skips W's rounding and path 4 lets
    programs in flight share weight tiles through L2. Arithmetic intensity is 4M FLOP per weight
    byte for int4 (M for bf16), so W4A16 turns compute bound near M ~ 50-100 on an H100/H200,
    and the dequantization work then costs time that a bf16 GEMM does not pay.
-4. "dequant" (M >= 128 for int4, 64 for NF4: DEQUANT_MIN_M): the whole weight dequantized once into a
-   scratch buffer, then cuBLAS (w4a16_dequant.py): large M is cuBLAS's ground.
+4. "dequant", only with `materialize=True` (from M = 128 for int4, 64 for NF4: DEQUANT_MIN_M):
+   the whole weight dequantized once into a scratch buffer, then cuBLAS (w4a16_dequant.py).
+   Large M is cuBLAS's ground: this doubled the speed at M = 256 on an H200, at the cost of a
+   bf16 copy of the weight for the duration of the call. Off by default: W is never
+   materialized unless the caller says so.
 
 On paths 2 and 3, W is bit for bit what "dequantize to x's dtype" gives, so the kernels differ
 from their references (`*_ref`: dequantize, fp32 matmul, cast) only in the order of the fp32
@@ -176,8 +179,13 @@ def w4a16_matmul(
     out: torch.Tensor | None = None,
     *,
     config: MatmulConfig | None = None,
+    materialize: bool = False,
 ) -> torch.Tensor:
-    """x: [M, K] fp16/bf16, qweight: Int4Weight of W [N, K] -> x @ W.T: [M, N] in x's dtype."""
+    """x: [M, K] fp16/bf16, qweight: Int4Weight of W [N, K] -> x @ W.T: [M, N] in x's dtype.
+
+    `config` forces a fused kernel's tiling; `materialize=True` lets M >= DEQUANT_MIN_M["int4"]
+    dequantize W once into a bf16/fp16 scratch buffer and call cuBLAS (faster there; costs the
+    buffer, N x K x 2 bytes, for the duration of the call)."""
     if not isinstance(qweight, Int4Weight):
         raise TypeError(
             f"qweight must be an Int4Weight (quantize_int4, int4_from_awq or int4_from_gptq make one), "
@@ -199,7 +207,7 @@ def w4a16_matmul(
     _check_on(x.device, **pieces)
     require_contiguous(**pieces)
     out = prepare_out(out, (x.shape[0], N), x)
-    if config is None and choose_path(x.shape[0], "int4") == "dequant":
+    if config is None and choose_path(x.shape[0], "int4", materialize) == "dequant":
         return torch.mm(x, int4_weight_t(qweight, x.dtype), out=out)
     cfg = config or config_for(x.shape[0])
     if cfg.fma:
@@ -228,12 +236,13 @@ def w4a16_matmul(
 
 def nf4_matmul(
     x: torch.Tensor, weight: torch.Tensor, quant_state, out: torch.Tensor | None = None, *,
-    config: MatmulConfig | None = None,
+    config: MatmulConfig | None = None, materialize: bool = False,
 ) -> torch.Tensor:  # fmt: skip
     """x: [M, K], weight: packed NF4 of W [N, K] (bitsandbytes' layout and QuantState) -> x @ W.T.
 
     W is rounded once to x's dtype (bitsandbytes' matmul_4bit rounds to quant_state.dtype, then to
-    x's: the same bits whenever quant_state.dtype is x's dtype or fp32)."""
+    x's: the same bits whenever quant_state.dtype is x's dtype or fp32). `config` and
+    `materialize` as for `w4a16_matmul` (DEQUANT_MIN_M["nf4"] rows)."""
     shape, _, blocksize, absmax2, code2, offset, blocksize2 = _validated_args(weight, quant_state)
     if len(shape) != 2:
         raise ValueError(f"quant_state.shape must be 2-D [N, K] (out_features, in_features), not {shape}")
@@ -246,7 +255,7 @@ def nf4_matmul(
         )
     _check_on(x.device, weight=weight)
     out = prepare_out(out, (x.shape[0], N), x)
-    if config is None and choose_path(x.shape[0], "nf4") == "dequant":
+    if config is None and choose_path(x.shape[0], "nf4", materialize) == "dequant":
         return torch.mm(x, nf4_weight(weight, quant_state, x.dtype).t(), out=out)
     cfg = config or config_for(x.shape[0], "nf4")
     if cfg.fma and cfg.block_k != blocksize:
