@@ -366,6 +366,21 @@ def test_cublas_baseline_is_a_dense_matmul_of_the_same_weights(device):
     _assert_close(out, W4A16_SPEC.reference(**inputs), torch.float16)
 
 
+@pytest.mark.parametrize("spec", [W4A16_SPEC, NF4_MATMUL_SPEC], ids=lambda s: s.name)
+def test_materialize_provider_times_the_opt_in_path(spec, monkeypatch, device):
+    """`inferlab-materialize` is the package's own dequantize-then-cuBLAS path, listed beside
+    the default so a bench run measures both: at DEQUANT_MIN_M rows it launches no fused kernel."""
+    assert "inferlab-materialize" in spec.baselines
+    fmt = "int4" if spec is W4A16_SPEC else "nf4"
+    dims = (w4a16.DEQUANT_MIN_M[fmt], 256, 24)
+    inputs = spec.make_inputs(dims, torch.bfloat16, torch.device(device), _gen(52))
+    provider = make_provider("inferlab-materialize", factories_for(spec)["inferlab-materialize"], spec)
+    monkeypatch.setattr(w4a16, "_launch", lambda *a, **k: pytest.fail("fused kernel launched"))
+    out = torch.empty(dims[0], 24, dtype=torch.bfloat16, device=device)
+    assert provider.fn(inputs, out) is out
+    assert torch.equal(out, torch.mm(inputs["x"], inputs["w_dense"].t()))
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the provider is built")
 def test_int4pack_baseline_is_cuda_only():
     with pytest.raises(ProviderUnavailable, match="CUDA only"):

@@ -312,8 +312,8 @@ def _int4_reference(x, qweight, scales, zeros=None, w_dense=None):
     return w4a16_matmul_ref(x, _int4_weight(qweight, scales, zeros))
 
 
-def _int4_launcher(x, qweight, scales, zeros=None, w_dense=None, out=None):
-    return w4a16_matmul(x, _int4_weight(qweight, scales, zeros), out=out)
+def _int4_launcher(x, qweight, scales, zeros=None, w_dense=None, out=None, materialize=False):
+    return w4a16_matmul(x, _int4_weight(qweight, scales, zeros), out=out, materialize=materialize)
 
 
 def _nf4_n(x, weight) -> int:
@@ -325,9 +325,10 @@ def _nf4_reference(x, weight, w_dense=None, **state):
     return nf4_matmul_ref(x, weight, nf4_state_of(inputs, _nf4_n(x, weight)))
 
 
-def _nf4_launcher(x, weight, w_dense=None, out=None, **state):
+def _nf4_launcher(x, weight, w_dense=None, out=None, materialize=False, **state):
     inputs = {"x": x, **state}
-    return nf4_matmul(x, weight, nf4_state_of(inputs, _nf4_n(x, weight)), out=out)
+    state_ = nf4_state_of(inputs, _nf4_n(x, weight))
+    return nf4_matmul(x, weight, state_, out=out, materialize=materialize)
 
 
 def _int8_reference(x, w_int8, scale, w_dense=None):
@@ -367,7 +368,7 @@ W4A16_SPEC = KernelSpec(
     reference=_int4_reference,
     make_inputs=_int4_inputs,
     bytes_moved=_int4_bytes,
-    baselines=("cublas-bf16", "torch-int4pack"),
+    baselines=("cublas-bf16", "torch-int4pack", "inferlab-materialize"),
     error_scales_with_rms=_GEMV_ROUNDING,
     summary="x @ W.T, W int4 group-wise (g128, zero points) dequantized in registers: split-K GEMV or tiled",
     **_COMMON,
@@ -378,7 +379,7 @@ NF4_MATMUL_SPEC = KernelSpec(
     reference=_nf4_reference,
     make_inputs=_nf4_inputs,
     bytes_moved=_nf4_bytes,
-    baselines=("cublas-bf16", "bitsandbytes"),
+    baselines=("cublas-bf16", "bitsandbytes", "inferlab-materialize"),
     summary="x @ W.T with W in bitsandbytes NF4 (double-quantized absmax), dequantized in registers",
     **_COMMON,
 )
