@@ -99,10 +99,9 @@ def _int4_gemv_kernel(
             # with exponent bits 0x3F800000 these read as 1 + q / 2^8 and 1 + q / 2^4, exactly
             even = ((moved & mask_15_18) | 0x3F800000).to(tl.float32, bitcast=True)
             odd = ((moved & mask_19_22) | 0x3F800000).to(tl.float32, bitcast=True)
-            x_even = tl.load(x_row + (offs_i * 8 + 2 * p) * stride_xk, mask=mask_i, other=0.0).to(tl.float32)
-            x_odd = tl.load(x_row + (offs_i * 8 + 2 * p + 1) * stride_xk, mask=mask_i, other=0.0).to(
-                tl.float32
-            )
+            x_ptrs = x_row + (offs_i * 8 + 2 * p) * stride_xk  # inputs 8i + 2p and 8i + 2p + 1
+            x_even = tl.load(x_ptrs, mask=mask_i, other=0.0).to(tl.float32)
+            x_odd = tl.load(x_ptrs + stride_xk, mask=mask_i, other=0.0).to(tl.float32)
             # 2^8 x (1 + q / 2^8) = 2^8 x + x q: powers of two, so the scaling itself is exact
             part += (x_even * 256.0)[:, None] * even  # two statements: two FFMAs, not FMUL+FFMA+FADD
             part += (x_odd * 16.0)[:, None] * odd
