@@ -94,6 +94,8 @@ INDEPENDENT: dict[int, dict[str, object]] = {
     8: {
         "ridge-h200": RIDGE,
         "gemv-floor": _gate_proj_time_us(1, 16),
+        # lane-operations per clock per SM over int4 weights delivered per clock per SM
+        "ops-per-weight": 128 / (4178.76e9 * 2 / 132 / 1.98e9),
         "ideal-speedup-m1": _gate_proj_time_us(1, 16) / _gate_proj_time_us(1, NF4_DOUBLE_BITS),
         "ideal-speedup-m128": _gate_proj_time_us(128, 16) / _gate_proj_time_us(128, NF4_DOUBLE_BITS),
     },
