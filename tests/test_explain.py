@@ -279,3 +279,17 @@ def test_help_imports_neither_torch_nor_fsrs():
     assert result.returncode == 0, result.stderr
     for command in ("recall", "review", "next", "explain"):
         assert command in result.stdout
+
+
+def test_a_registered_kernels_name_explains_its_module(monkeypatch, capsys):
+    """`inferlab explain softmax`: the SPEC's module file, as if its path were given; an unknown
+    name still gets the one-line error, which says a kernel name works too."""
+    from inferlab.learn.explain.analyze import registered_kernel_file
+
+    assert registered_kernel_file("softmax").name == "softmax.py"
+    assert registered_kernel_file("w4a16_matmul").name == "w4a16_kernels.py"
+    assert registered_kernel_file("no_such_kernel") is None and registered_kernel_file("a b") is None
+    code, out, err = run(monkeypatch, capsys, "explain", "softmax")
+    assert code == 0 and "_softmax_kernel" in out and "softmax.py" in out, err
+    code, _, err = run(monkeypatch, capsys, "explain", "no_such_kernel")
+    assert code == 1 and "name of a registered kernel" in err

@@ -252,7 +252,7 @@ def explain(
     target: str = typer.Argument(
         ...,
         metavar="FILE[:KERNEL]",
-        help="A Python file with @triton.jit kernels, optionally :KERNEL for one.",
+        help="A Python file with @triton.jit kernels, optionally :KERNEL for one; or a kernel's name.",
     ),
     compiled: bool = typer.Option(
         False,
@@ -268,12 +268,16 @@ def explain(
     The file is read, never imported: no GPU or torch needed.
 
     Examples: `inferlab explain src/inferlab/kernels/elementwise.py:_add_kernel` ·
-    `inferlab explain my_matmul.py` · on a GPU: `inferlab explain src/inferlab/kernels/softmax.py --compiled`
+    `inferlab explain my_matmul.py` · `inferlab explain w4a16_matmul` (a registered kernel's
+    module) · on a GPU: `inferlab explain src/inferlab/kernels/softmax.py --compiled`
     """
     from inferlab.learn.explain import explain_file, parse_target
+    from inferlab.learn.explain.analyze import registered_kernel_file
     from inferlab.learn.explain.render import show
 
     path, kernel = parse_target(target)
+    if not path.exists() and kernel is None:  # a registered kernel's name: its SPEC module's file
+        path = registered_kernel_file(target) or path
     reports = explain_file(path, kernel)
     lab_root = None
     if lab is not None:  # an explicit --lab must be a lab; the default lab is only read if it exists

@@ -94,11 +94,29 @@ def parse_target(target: str) -> tuple[Path, str | None]:
     return Path(target), None
 
 
+def registered_kernel_file(name: str) -> Path | None:
+    """The source file of a registered kernel's SPEC module (`inferlab explain w4a16_matmul`),
+    or None if `name` is no registered kernel. Imports the registry (and torch): only called when
+    the target is not a file."""
+    if not name.isidentifier():
+        return None
+    import importlib.util
+
+    from inferlab.kernels import REGISTRY
+
+    module = next((spec.module for spec in REGISTRY if spec.name == name), None)
+    origin = importlib.util.find_spec(module).origin if module else None
+    return Path(origin) if origin else None
+
+
 def explain_file(path: Path, kernel: str | None = None) -> list[KernelReport]:
     """Every `@triton.jit` function of `path` (or only `kernel`), analyzed; InferlabError if none."""
     path = Path(path)
     if not path.is_file():
-        raise InferlabError(f"{path} does not exist (or is not a file)")
+        raise InferlabError(
+            f"{path} does not exist (or is not a file); give a Python file, FILE:KERNEL, or the name "
+            "of a registered kernel (`inferlab run` lists them)"
+        )
     try:
         text = path.read_text(encoding="utf-8")
         tree = ast.parse(text, filename=str(path))
