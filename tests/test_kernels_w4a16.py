@@ -471,3 +471,63 @@ def test_int8_input_errors(device):
         int8_matmul(x, q, scale[:4])
     with pytest.raises(ValueError, match="must be contiguous"):
         int8_matmul(x, q.t().contiguous().t(), scale)
+
+
+# ---------------------------------------------------------------- compiled for sm_90, no GPU
+# The decode defaults compiled by Triton's own compiler for an H100/H200 (not the interpreter),
+# through ptxas: each must build, and none may spill (a spill in the hot loop would cost more than
+# the ALU budget these kernels are written against; experiment 0007).
+COMPILE_DECODE_FOR_HOPPER = r"""
+import os, re, subprocess, tempfile
+os.environ.pop("TRITON_INTERPRET", None)
+import torch
+torch.cuda.is_available = lambda: True  # select_backend: compiled kernels; nothing is launched
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from inferlab.kernels import w4a16 as W, w4a16_gemv as G, w4a16_kernels as T
+PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+TYPES = {"x_ptr": "*bf16", "out_ptr": "*bf16", "partial_ptr": "*fp32", "qweight_ptr": "*i32",
+         "scales_ptr": "*bf16", "zeros_ptr": "*u8", "w_ptr": "*i8", "scale_ptr": "*fp32",
+         "weight_ptr": "*u8", "absmax_ptr": "*u8", "code_ptr": "*fp32", "absmax2_ptr": "*fp32",
+         "code2_ptr": "*fp32", "offset_ptr": "*fp32"}
+
+def compile_one(name, fn, cfg, extra):
+    cx = dict(extra, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
+              SWAP_AB=cfg.swap_ab, WRITE_PARTIAL=True, EMULATE_BF16=False, BF16_BY_INT=False)
+    sig = {p.name: "constexpr" if p.name in cx else TYPES.get(p.name, "i32") for p in fn.params}
+    aligned = [i for i, p in enumerate(fn.params)
+               if sig[p.name][0] == "*" or p.name in ("N", "K", "k_per_split")]
+    src = ASTSource(fn, sig, constexprs=cx, attrs={(i,): [["tt.divisibility", 16]] for i in aligned})
+    options = {"num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
+    kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
+        f.write(kernel.asm["ptx"])
+    report = subprocess.run([PTXAS, "-v", "--gpu-name=sm_90a", f.name, "-o", os.devnull],
+                            capture_output=True, text=True).stderr
+    spills = sum(int(n) for n in re.findall(r"(\d+) bytes spill stores", report))
+    print(name, spills)
+
+int4 = dict(GROUP_SIZE=128, HAS_ZEROS=True)
+compile_one("int4-fma", G._int4_gemv_kernel, W.FMA_CONFIGS["int4"], int4)
+compile_one("int8-fma", G._int8_gemv_kernel, W.FMA_CONFIGS["int8"], {})
+compile_one("int4-gemv", T._w4a16_kernel, W.GEMV_CONFIGS["int4"],
+            dict(int4, ONE_GROUP=True, MAGIC=0x4300, PLANES=True))
+compile_one("nf4-gemv", T._nf4_matmul_kernel, W.GEMV_CONFIGS["nf4"],
+            dict(BLOCKSIZE=64, ABSMAX_PER_TILE=2, NESTED=True))
+compile_one("int8-gemv", T._int8_matmul_kernel, W.GEMV_CONFIGS["int8"], {})
+"""
+
+
+def test_decode_defaults_compile_for_hopper_without_spills():
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton.backends.nvidia", reason="Triton's NVIDIA backend is not installed")
+    run = subprocess.run(
+        [sys.executable, "-c", COMPILE_DECODE_FOR_HOPPER], capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = dict(line.split() for line in run.stdout.splitlines())
+    assert set(rows) == {"int4-fma", "int8-fma", "int4-gemv", "nf4-gemv", "int8-gemv"}, run.stdout
+    assert all(spills == "0" for spills in rows.values()), rows
