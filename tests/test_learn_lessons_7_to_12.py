@@ -391,6 +391,14 @@ def test_every_code_reference_resolves(lesson):
         assert source.pull(ref).lines
 
 
+def test_every_annotated_reference_is_pulled_and_shown(lesson):
+    """Notes in annotations.yaml reach the reader only through an `annotations:` directive next
+    to the `code:` one; a reference with notes but no directive would be silently dropped."""
+    for ref in lesson.annotations:
+        assert f"{{{{ code: {ref} }}}}" in lesson.body, ref
+        assert f"{{{{ annotations: {ref} }}}}" in lesson.body, ref
+
+
 def test_every_annotation_matches_exactly_one_pulled_line(lesson):
     """Fails as soon as a line the lesson explains changes or disappears."""
     for ref, notes in lesson.annotations.items():
