@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inferlab.bench import providers
+from inferlab.bench import baselines_attention, providers
 from inferlab.bench.gate import gate
 from inferlab.kernels import attention as attention_module
 from inferlab.kernels.attention import (
@@ -286,7 +286,7 @@ def test_baselines_pass_the_gate_or_say_why_not(monkeypatch, device):
         assert gate(by_name[name], sets, expected) == [], name
     (problem,) = gate(by_name["sdpa-cudnn"], sets, expected)  # cuDNN has no fp32 attention (nor a CPU one)
     assert "ProviderUnavailable: SDPBackend.CUDNN_ATTENTION refused these inputs" in problem
-    monkeypatch.setattr(providers, "MATH_MAX_SCORES", 1000)
+    monkeypatch.setattr(baselines_attention, "MATH_MAX_SCORES", 1000)
     (problem,) = gate(by_name["sdpa-math"], sets, expected)
     assert "would materialize 5.5e+03 attention scores" in problem
 
