@@ -9,9 +9,9 @@
 #   W4A16_SKIP_CHECKS=1 ...                                                  bench only (checked already)
 #   bash benchmarks/gpu_w4a16.sh sweep [int4|nf4|int8] [--m 1,16]   configs per Llama-3-8B layer
 #   bash benchmarks/gpu_w4a16.sh puzzle      benchmarks/puzzle_nf4.py: the NF4 puzzle's score
-# Time: the checks take 1-2 min (Triton compiles each variant the tests use); the bench is ~5 s a
-# shape with --quick and up to ~17 s without, 24 shapes a kernel: all three kernels fit one 10-min
-# call only with --quick; for the full rule run one kernel per call (W4A16_KERNELS).
+# Time: the checks take 1-2 min (Triton compiles each variant the tests use); the bench takes two
+# passes per shape (~10 s a shape with --quick, up to ~35 s without; 24 shapes a kernel): run one
+# kernel per 10-min call (W4A16_KERNELS), or pick shapes with -s (e.g. -s 1x4096x14336).
 set -uo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .whl/*.whl || exit 1
