@@ -22,7 +22,15 @@ from typing import Any
 from inferlab.lab.atomic import atomic_create_text, atomic_write_text
 from inferlab.lab.errors import FrontMatterError, LabError
 from inferlab.lab.experiment_results import DTYPES, RESULT_PLACEHOLDER, Prediction, parse_prediction
-from inferlab.lab.frontmatter import Document, get_field, read_document, render_document
+from inferlab.lab.frontmatter import (
+    Document,
+    get_choice,
+    get_field,
+    get_id,
+    get_text,
+    read_document,
+    render_document,
+)
 from inferlab.lab.layout import Lab
 from inferlab.lab.record_file import slugify
 
@@ -78,15 +86,11 @@ def read_experiment(folder: Path) -> Experiment:
     if match is None:
         raise FrontMatterError(folder / README, 1, "an experiment folder must be named NNNN-slug")
     doc = read_document(folder / README)
-    exp_id = get_field(doc, "id", int)
-    if exp_id != int(match[1]):
-        raise doc.error("id", f"id {exp_id} does not match the folder name's number {int(match[1])}")
-    title = get_field(doc, "title", str).strip()
-    if not title:
-        raise doc.error("title", "field 'title' is empty")
+    exp_id = get_id(doc, int(match[1]), "folder name")
+    title = get_text(doc, "title")
     lesson = get_field(doc, "lesson", int, nullable=True)
-    status = _one_of(doc, "status", STATUSES)
-    device_wanted = _one_of(doc, "device_wanted", DEVICES)
+    status = get_choice(doc, "status", STATUSES)
+    device_wanted = get_choice(doc, "device_wanted", DEVICES)
     created = get_field(doc, "created", (str, datetime, date))
     created = created.isoformat() if isinstance(created, date) else created
     raw = get_field(doc, "predictions", list)
@@ -199,13 +203,6 @@ def _number(folder: Path) -> int:
 
 def _next_free_id(experiments_dir: Path) -> int:
     return max((_number(f) for f in _folders(experiments_dir)), default=0) + 1
-
-
-def _one_of(doc: Document, key: str, allowed: tuple[str, ...]) -> str:
-    value = get_field(doc, key, str)
-    if value not in allowed:
-        raise doc.error(key, f"{key} {value!r} is not one of {', '.join(allowed)}")
-    return value
 
 
 def _text_list(doc: Document, key: str) -> list[str]:

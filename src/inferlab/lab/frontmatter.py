@@ -87,6 +87,30 @@ def get_field(doc: Document, key: str, kind: type | tuple[type, ...], *, nullabl
     return value
 
 
+def get_id(doc: Document, number: int, named_by: str = "file name") -> int:
+    """Field `id`, which must equal the number the file (or folder) name starts with."""
+    doc_id = get_field(doc, "id", int)
+    if doc_id != number:
+        raise doc.error("id", f"id {doc_id} does not match the {named_by}'s number {number}")
+    return doc_id
+
+
+def get_text(doc: Document, key: str) -> str:
+    """A text field, stripped, that must not be empty."""
+    text = get_field(doc, key, str).strip()
+    if not text:
+        raise doc.error(key, f"field '{key}' is empty")
+    return text
+
+
+def get_choice(doc: Document, key: str, allowed: tuple[str, ...]) -> str:
+    """A text field that must be one of `allowed`."""
+    value = get_field(doc, key, str)
+    if value not in allowed:
+        raise doc.error(key, f"{key} {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
 def _load_mapping(yaml_text: str, path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     loader = yaml.SafeLoader(yaml_text)
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from inferlab.lab.atomic import atomic_create_text
 from inferlab.lab.errors import FrontMatterError, LabError
-from inferlab.lab.frontmatter import get_field, read_document, render_document
+from inferlab.lab.frontmatter import get_field, get_id, get_text, read_document, render_document
 from inferlab.lab.layout import Lab
 from inferlab.lab.note_links import LinkTargets, parse_link
 from inferlab.lab.record_file import candidate_files, number_in_name, slugify
@@ -131,13 +131,9 @@ def read_note(path: Path) -> Note:
     if number is None:
         raise FrontMatterError(path, 1, "a note file must be named NNNN-slug.md")
     doc = read_document(path)
-    note_id = get_field(doc, "id", int)
-    if note_id != number:
-        raise doc.error("id", f"id {note_id} does not match the file name's number {number}")
+    note_id = get_id(doc, number)
     title = get_field(doc, "title", str).strip()
-    source = get_field(doc, "source", str).strip()
-    if not source:
-        raise doc.error("source", "field 'source' is empty")
+    source = get_text(doc, "source")
     links = get_field(doc, "links", list)
     if not all(isinstance(link, str) for link in links):
         raise doc.error("links", "field 'links' must be a list of text items")

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from inferlab.lab.errors import FrontMatterError
-from inferlab.lab.frontmatter import Document, get_field, read_document, render_document
+from inferlab.lab.frontmatter import (
+    Document,
+    get_choice,
+    get_field,
+    get_id,
+    get_text,
+    read_document,
+    render_document,
+)
 
 STATUSES = ("waiting-for-recall", "waiting-for-correction", "corrected", "reviewed")
 KNOWN_FIELDS = ("id", "title", "lesson", "status", "created", "links")
@@ -62,16 +70,10 @@ def read_record(path: Path) -> Record:
         raise FrontMatterError(path, 1, "a record file must be named NNNN-slug.md")
     doc = read_document(path)
     # checked in the order the fields are written, so the first error is the topmost one
-    record_id = get_field(doc, "id", int)
-    if record_id != number:
-        raise doc.error("id", f"id {record_id} does not match the file name's number {number}")
-    title = get_field(doc, "title", str).strip()
-    if not title:
-        raise doc.error("title", "field 'title' is empty")
+    record_id = get_id(doc, number)
+    title = get_text(doc, "title")
     lesson = get_field(doc, "lesson", int, nullable=True)
-    status = get_field(doc, "status", str)
-    if status not in STATUSES:
-        raise doc.error("status", f"status {status!r} is not one of {', '.join(STATUSES)}")
+    status = get_choice(doc, "status", STATUSES)
     created = _created(doc)
     links = get_field(doc, "links", list)
     if not all(isinstance(link, str) for link in links):
