@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_run import run
 from inferlab.errors import InferlabError
 from inferlab.learn.explain import explain_file, parse_target
 from inferlab.learn.explain.concepts import CONCEPTS
@@ -110,15 +111,6 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))
     return path
-
-
-def run(monkeypatch, capsys, *args):
-    from inferlab.cli.app import main
-
-    monkeypatch.setattr(sys, "argv", ["inferlab", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    return info.value.code, *capsys.readouterr()
 
 
 # ---------------------------------------------------------------- the package's kernels

@@ -31,12 +31,9 @@ from inferlab.kernels.attention import (
 )
 from inferlab.kernels.device import select_backend
 from inferlab.kernels.spec import check
+from spec_cases import shape_cases
 
-CASES = [
-    pytest.param(shape, dtype, id=f"{'x'.join(map(str, shape.dims))}-{str(dtype)[6:]}")
-    for shape in SPEC.test_shapes
-    for dtype in SPEC.dtypes
-]
+CASES = shape_cases(SPEC)
 LOW = [torch.float16, torch.bfloat16]
 
 

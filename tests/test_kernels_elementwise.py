@@ -15,13 +15,9 @@ from inferlab.kernels.elementwise import (
     swiglu_fused,
 )
 from inferlab.kernels.spec import check
+from spec_cases import spec_cases
 
-CASES = [
-    pytest.param(spec, shape, dtype, id=f"{spec.name}-{'x'.join(map(str, shape.dims))}-{str(dtype)[6:]}")
-    for spec in (ADD_SPEC, SWIGLU_SPEC, SWIGLU_FUSED_SPEC)
-    for shape in spec.test_shapes
-    for dtype in spec.dtypes
-]
+CASES = spec_cases(ADD_SPEC, SWIGLU_SPEC, SWIGLU_FUSED_SPEC)
 
 
 @pytest.mark.parametrize(("spec", "shape", "dtype"), CASES)

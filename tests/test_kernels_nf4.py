@@ -13,6 +13,7 @@ from inferlab.kernels.nf4 import SPEC, blocks_per_program, dequantize_nf4, num_p
 from inferlab.kernels.quant_formats import dequantize_nf4_ref, quantize_nf4_ref
 from inferlab.kernels.spec import check
 from nf4_cases import nf4_cases
+from spec_cases import shape_cases
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -27,11 +28,7 @@ def bnb():
 
 
 # ---------------------------------------------------------------- the contract
-CASES = [
-    pytest.param(shape, dtype, id=f"{'x'.join(map(str, shape.dims))}-{str(dtype)[6:]}")
-    for shape in SPEC.test_shapes
-    for dtype in SPEC.dtypes
-]
+CASES = shape_cases(SPEC)
 
 
 @pytest.mark.parametrize(("shape", "dtype"), CASES)

@@ -21,12 +21,9 @@ from inferlab.kernels.paged_attention import (
     write_kv,
 )
 from inferlab.kernels.spec import check
+from spec_cases import shape_cases
 
-CASES = [
-    pytest.param(shape, dtype, id=f"{'x'.join(map(str, shape.dims))}-{str(dtype)[6:]}")
-    for shape in SPEC.test_shapes
-    for dtype in SPEC.dtypes
-]
+CASES = shape_cases(SPEC)
 TOL = {"atol": 1e-5, "rtol": 1e-5}  # fp32
 
 

@@ -18,13 +18,9 @@ from inferlab.kernels.rmsnorm import (
     rmsnorm_residual_ref,
 )
 from inferlab.kernels.spec import check
+from spec_cases import spec_cases
 
-CASES = [
-    pytest.param(spec, shape, dtype, id=f"{spec.name}-{'x'.join(map(str, shape.dims))}-{str(dtype)[6:]}")
-    for spec in (RMSNORM_SPEC, RMSNORM_RESIDUAL_SPEC)
-    for shape in spec.test_shapes
-    for dtype in spec.dtypes
-]
+CASES = spec_cases(RMSNORM_SPEC, RMSNORM_RESIDUAL_SPEC)
 
 
 @pytest.mark.parametrize(("spec", "shape", "dtype"), CASES)

@@ -7,12 +7,9 @@ import torch
 
 from inferlab.kernels.rope import SPEC, apply_rope, rope_ref
 from inferlab.kernels.spec import TOLERANCES, check
+from spec_cases import shape_cases
 
-CASES = [
-    pytest.param(shape, dtype, id=f"{'x'.join(map(str, shape.dims))}-{str(dtype)[6:]}")
-    for shape in SPEC.test_shapes
-    for dtype in SPEC.dtypes
-]
+CASES = shape_cases(SPEC)
 
 
 @pytest.mark.parametrize(("shape", "dtype"), CASES)

@@ -8,12 +8,9 @@ import torch
 from inferlab.kernels import softmax as softmax_module
 from inferlab.kernels.softmax import SPEC, choose_variant, softmax, softmax_ref
 from inferlab.kernels.spec import check
+from spec_cases import shape_cases
 
-CASES = [
-    pytest.param(shape, dtype, id=f"{'x'.join(map(str, shape.dims))}-{str(dtype)[6:]}")
-    for shape in SPEC.test_shapes
-    for dtype in SPEC.dtypes
-]
+CASES = shape_cases(SPEC)
 
 # -inf - -inf in the interpreter's numpy arithmetic warns; the NaN it makes is the point
 inf_minus_inf = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")

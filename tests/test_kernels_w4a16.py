@@ -38,6 +38,7 @@ from inferlab.kernels.w4a16 import (
     w4a16_matmul,
     w4a16_matmul_ref,
 )
+from spec_cases import spec_cases
 
 SPECS = (W4A16_SPEC, NF4_MATMUL_SPEC, INT8_MATMUL_SPEC)
 DTYPES = (torch.float16, torch.bfloat16)
@@ -53,12 +54,7 @@ def _randn(*shape, dtype=torch.float32, seed=0, device="cpu"):
 
 
 # ---------------------------------------------------------------- the contract
-CASES = [
-    pytest.param(spec, shape, dtype, id=f"{spec.name}-{'x'.join(map(str, shape.dims))}-{str(dtype)[6:]}")
-    for spec in SPECS
-    for shape in spec.test_shapes
-    for dtype in spec.dtypes
-]
+CASES = spec_cases(*SPECS)
 
 
 @pytest.mark.parametrize(("spec", "shape", "dtype"), CASES)

@@ -7,12 +7,12 @@ glossary."""
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from cli_run import run
 from inferlab.lab import Lab, list_records
 from inferlab.lab.adopt import SEPARATOR, plan_adoption
 from inferlab.lab.experiments import find_experiment, read_experiment
@@ -132,19 +132,6 @@ def make_teach_lab(root: Path) -> Path:
 
 def snapshot(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def run(monkeypatch, capsys, *args, stdin: str | None = None):
-    from inferlab.cli.app import main
-
-    monkeypatch.setattr(sys, "argv", ["inferlab", *args])
-    if stdin is not None:
-        import io
-
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    with pytest.raises(SystemExit) as info:
-        main()
-    return info.value.code, *capsys.readouterr()
 
 
 @pytest.fixture

@@ -7,22 +7,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
+from cli_run import run as run_cli
 from inferlab.lab import Lab, list_records, new_record
 from inferlab.lab.mission import check_mission, mission_prompt
 
 
 def run(monkeypatch, capsys, *args):
-    from inferlab.cli.app import main
-
-    monkeypatch.setattr(sys, "argv", ["inferlab", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code, " ".join(out.split()), err
+    code, out, err = run_cli(monkeypatch, capsys, *args)
+    return code, " ".join(out.split()), err
 
 
 def prompt(lab: Lab) -> str | None:

@@ -5,23 +5,14 @@ writes and lists one that links the lab's work, and the site flags a note that b
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
+from cli_run import run
 from inferlab.lab import Lab, new_record
 from inferlab.lab.errors import LabError
 from inferlab.lab.note_links import find_link_targets, parse_link
 from inferlab.lab.notes import list_notes, load_note, new_note, standalone_reasons
-
-
-def run(monkeypatch, capsys, *args):
-    from inferlab.cli.app import main
-
-    monkeypatch.setattr(sys, "argv", ["inferlab", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    return info.value.code, *capsys.readouterr()
 
 
 def test_a_note_without_a_link_is_refused(monkeypatch, capsys):

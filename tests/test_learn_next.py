@@ -9,6 +9,7 @@ import sys
 import pytest
 import yaml
 
+from cli_run import run
 from inferlab.lab import Lab, new_record
 from inferlab.learn import curriculum, next_step, review
 from inferlab.learn.next_step import one_line, what_is_due
@@ -17,15 +18,6 @@ from inferlab.learn.next_step import one_line, what_is_due
 @pytest.fixture(scope="module")
 def lesson():
     return curriculum.get_lesson(1)
-
-
-def run(monkeypatch, capsys, *args):
-    from inferlab.cli.app import main
-
-    monkeypatch.setattr(sys, "argv", ["inferlab", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    return info.value.code, *capsys.readouterr()
 
 
 def quiz_record(lab, number: int):

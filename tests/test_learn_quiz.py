@@ -10,6 +10,7 @@ from fractions import Fraction
 import pytest
 import yaml
 
+from cli_run import run
 from inferlab.errors import InferlabError
 from inferlab.lab import Lab, list_records, load_record
 from inferlab.learn import curriculum, grading
@@ -25,15 +26,6 @@ def lesson():
 @pytest.fixture(scope="module")
 def quiz(lesson):
     return load_quiz(lesson)
-
-
-def run(monkeypatch, capsys, *args):
-    from inferlab.cli.app import main
-
-    monkeypatch.setattr(sys, "argv", ["inferlab", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    return info.value.code, *capsys.readouterr()
 
 
 def test_quiz_has_every_kind_and_enough_questions(quiz):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import sys
 
 import pytest
 import yaml
 
+from cli_run import run
 from inferlab.errors import InferlabError
 from inferlab.lab import Lab, list_records, load_record
 from inferlab.learn import curriculum, recall
@@ -18,17 +18,6 @@ from inferlab.learn.review_store import load_state
 @pytest.fixture(scope="module")
 def lesson():
     return curriculum.get_lesson(1)
-
-
-def run(monkeypatch, capsys, *args, stdin: str | None = None):
-    from inferlab.cli.app import main
-
-    monkeypatch.setattr(sys, "argv", ["inferlab", *args])
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    with pytest.raises(SystemExit) as info:
-        main()
-    return info.value.code, *capsys.readouterr()
 
 
 def answers_file(tmp_path, answers: dict):

@@ -3,15 +3,14 @@ a state file that survives upgrades, interruptions and corruption."""
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 
 import fsrs
 import pytest
 import yaml
 
+from cli_run import run
 from inferlab.lab import Lab, new_record
 from inferlab.learn import curriculum, review
 from inferlab.learn.quiz import Choice, Line, Numeric, load_quiz
@@ -36,17 +35,6 @@ def lesson():
 @pytest.fixture(scope="module")
 def quiz(lesson):
     return load_quiz(lesson)
-
-
-def run(monkeypatch, capsys, *args, stdin: str | None = None):
-    from inferlab.cli.app import main
-
-    monkeypatch.setattr(sys, "argv", ["inferlab", *args])
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    with pytest.raises(SystemExit) as info:
-        main()
-    return info.value.code, *capsys.readouterr()
 
 
 def right_answer(q):
