@@ -164,6 +164,50 @@ def test_split_k_is_deterministic(device):
     _assert_close(first, int8_matmul_ref(x, q, scale), torch.bfloat16)
 
 
+class _NoSecondLaunch:
+    def __getitem__(self, grid):
+        raise AssertionError("split-K launched the separate reduction")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [MatmulConfig(16, 16, 32, 1, split_k=8), MatmulConfig(1, 16, 32, 1, fma=True, split_k=8)],
+    ids=["tensor-core", "cuda-core"],
+)
+def test_last_split_reduces_in_the_same_launch(config, monkeypatch, device):
+    """The split that arrives last sums the partials: the same bits as the second launch that did
+    it before, one launch, and every tile counter back at zero for the next call."""
+    x = _randn(3, 256, dtype=torch.bfloat16, seed=11, device=device)
+    q, scale = quantize_int8(_randn(40, 256, seed=12, device=device))
+    monkeypatch.setattr(_matmul_plan, "REDUCE_IN_KERNEL", False)
+    two_launches = int8_matmul(x, q, scale, config=config)
+    monkeypatch.setattr(_matmul_plan, "REDUCE_IN_KERNEL", True)
+    monkeypatch.setattr(_matmul_plan, "_splitk_reduce_kernel", _NoSecondLaunch())
+    for _ in range(2):  # the second call finds the counters the first one left
+        assert torch.equal(int8_matmul(x, q, scale, config=config), two_launches)
+    counters = _matmul_plan.tile_counters(torch.device(device), 1)
+    assert counters.numel() >= _matmul_plan.MIN_COUNTERS and not counters.any()
+    _assert_close(two_launches, int8_matmul_ref(x, q, scale), torch.bfloat16, with_rms=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_split_k_counters_inside_a_cuda_graph():
+    """Captured on a stream that has no counters yet: the graph zeroes its own at every replay."""
+    x = _randn(1, 4096, dtype=torch.bfloat16, seed=13, device="cuda")
+    q, scale = quantize_int8(_randn(1024, 4096, seed=14, device="cuda"))
+    eager = int8_matmul(x, q, scale)
+    assert _matmul_plan.plan_launch(1, 1024, 4096, x.device, _matmul_plan.config_for(1, "int8")).split_k > 1
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.stream(stream), torch.cuda.graph(graph, stream=stream):
+        out = int8_matmul(x, q, scale)
+    for _ in range(3):
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, eager)
+
+
 def test_empty_m_and_returns_its_out(device):
     qw = quantize_int4(_randn(8, 128, seed=9, device=device), 128, scale_dtype=torch.float16)
     assert w4a16_matmul(torch.empty(0, 128, dtype=torch.float16, device=device), qw).shape == (0, 8)
@@ -483,14 +527,16 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from inferlab.kernels import w4a16 as W, w4a16_gemv as G, w4a16_kernels as T
 PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
-TYPES = {"x_ptr": "*bf16", "out_ptr": "*bf16", "partial_ptr": "*fp32", "qweight_ptr": "*i32",
+TYPES = {"x_ptr": "*bf16", "out_ptr": "*bf16", "partial_ptr": "*fp32", "counter_ptr": "*i32",
+         "qweight_ptr": "*i32",
          "scales_ptr": "*bf16", "zeros_ptr": "*u8", "w_ptr": "*i8", "scale_ptr": "*fp32",
          "weight_ptr": "*u8", "absmax_ptr": "*u8", "code_ptr": "*fp32", "absmax2_ptr": "*fp32",
          "code2_ptr": "*fp32", "offset_ptr": "*fp32"}
 
 def compile_one(name, fn, cfg, extra):
     cx = dict(extra, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
-              SWAP_AB=cfg.swap_ab, WRITE_PARTIAL=True, EMULATE_BF16=False, BF16_BY_INT=False)
+              SWAP_AB=cfg.swap_ab, WRITE_PARTIAL=True, LAST_SPLIT_REDUCES=True,
+              EMULATE_BF16=False, BF16_BY_INT=False)
     sig = {p.name: "constexpr" if p.name in cx else TYPES.get(p.name, "i32") for p in fn.params}
     aligned = [i for i, p in enumerate(fn.params)
                if sig[p.name][0] == "*" or p.name in ("N", "K", "k_per_split")]

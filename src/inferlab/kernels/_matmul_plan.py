@@ -2,9 +2,13 @@
 M takes (`choose_path`), split-K (`split_k_for`), the plan that puts them together
 (`plan_launch`), and `_launch`, which follows it: the matmul kernel, then the split-K reduction.
 
-Split-K: each split writes fp32 partials [SPLIT_K, M, N], then `_splitk_reduce_kernel` sums them
-in a fixed order and rounds once. Deterministic (atomics would let arrival order move the last
-bit) and no zeroed workspace; with SPLIT_K = 1 the matmul kernel stores y itself (one launch).
+Split-K: each split writes fp32 partials [SPLIT_K, M, N] and counts itself in on its output
+tile's counter; the split that arrives last sums the partials in split order and rounds once
+(`_reduce_if_last_split`). One launch, and deterministic: atomically adding the partials into y
+would let the arrival order move the last bit, and would need y zeroed first. The counters are
+one small int32 buffer per device and stream (`tile_counters`), zeroed once and left zeroed by
+every launch. REDUCE_IN_KERNEL = False restores the old second launch (`_splitk_reduce_kernel`),
+kept for measuring what the one launch saves. With SPLIT_K = 1 the kernel stores y itself.
 
 ## Configs (module constants, no autotuning at import)
 
@@ -106,7 +110,9 @@ DEQUANT_FORMATS = tuple(DEQUANT_MIN_M)
 TARGET_PROGRAMS_PER_SM = 2  # split K until output tiles x splits reach this many programs per SM
 MAX_SPLIT_K = 16  # partials are SPLIT_K x M x N fp32: more splits cost more than they hide
 INTERPRETER_SMS = 2  # what the split-K rule assumes without a GPU (keeps test programs few)
-REDUCE_BLOCK = 1024  # outputs per program of the split-K reduction
+REDUCE_BLOCK = 1024  # outputs per program of the split-K reduction (REDUCE_IN_KERNEL False)
+REDUCE_IN_KERNEL = True  # the last split of each output tile sums the partials: no second launch
+MIN_COUNTERS = 1 << 16  # tile counters allocated at once (256 KB): enough for any Llama layer
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +179,29 @@ def plan_launch(
     return LaunchPlan(path, cfg, split, k_per_split, (num_tiles, split))
 
 
+_COUNTERS: dict[tuple[torch.device, int], torch.Tensor] = {}
+
+
+def tile_counters(device: torch.device, num_tiles: int) -> torch.Tensor:
+    """Zeroed int32 arrival counters, at least one per output tile, for split-K's in-kernel
+    reduction. One buffer per (device, stream): launches on one stream run one after another and
+    each leaves its counters at zero, while two streams could run two launches at once. During
+    CUDA-graph capture a missing buffer is made per call, not cached: its zeroing is recorded into
+    the graph and only happens when the graph runs."""
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    key = (device, stream)
+    counters = _COUNTERS.get(key)
+    if counters is not None and counters.numel() >= num_tiles:
+        return counters
+    counters = torch.zeros(max(num_tiles, MIN_COUNTERS), dtype=torch.int32, device=device)
+    if device.type != "cuda" or not torch.cuda.is_current_stream_capturing():
+        _COUNTERS[key] = counters
+    return counters
+
+
 def _launch(kernel, x, out, N: int, K: int, weight_args: tuple, constexprs: dict, config, fp_fusion=True):
-    """Plan, allocate the split-K partials if any, launch the matmul (and the reduction)."""
+    """Plan, allocate the split-K partials if any, launch the matmul (and, with REDUCE_IN_KERNEL
+    False, the reduction)."""
     M = x.shape[0]
     if M == 0 or N == 0:
         return out
@@ -183,20 +210,22 @@ def _launch(kernel, x, out, N: int, K: int, weight_args: tuple, constexprs: dict
     plan = plan_launch(M, N, K, x.device, config)
     cfg = plan.config
     write_partial = plan.split_k > 1
+    reduce_in_kernel = write_partial and REDUCE_IN_KERNEL
     partial = (
         torch.empty((plan.split_k, M, N), dtype=torch.float32, device=x.device) if write_partial else out
     )
+    counters = tile_counters(x.device, plan.grid[0]) if reduce_in_kernel else partial
     bf16_by_int = _bf16_by_int(x.device)
     kernel[plan.grid](
-        x, out, partial, M, N, K, x.stride(0), x.stride(1), plan.k_per_split, *weight_args,
+        x, out, partial, counters, M, N, K, x.stride(0), x.stride(1), plan.k_per_split, *weight_args,
         **constexprs,
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
-        SWAP_AB=cfg.swap_ab, WRITE_PARTIAL=write_partial,
+        SWAP_AB=cfg.swap_ab, WRITE_PARTIAL=write_partial, LAST_SPLIT_REDUCES=reduce_in_kernel,
         EMULATE_BF16=select_backend().interpreted and x.dtype == torch.bfloat16,
         BF16_BY_INT=bf16_by_int,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages, enable_fp_fusion=fp_fusion,
     )  # fmt: skip
-    if write_partial:
+    if write_partial and not reduce_in_kernel:
         numel = M * N
         grid = (triton.cdiv(numel, REDUCE_BLOCK),)
         _splitk_reduce_kernel[grid](

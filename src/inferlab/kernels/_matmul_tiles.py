@@ -82,19 +82,50 @@ def _mma(x, w, acc, SWAP_AB: tl.constexpr):
 
 @triton.jit
 def _store_tile(
-    acc, out_ptr, partial_ptr, offs_m, offs_n, M, N,
-    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, BF16_BY_INT: tl.constexpr,
+    acc, out_ptr, partial_ptr, counter_ptr, offs_m, offs_n, M, N,
+    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, LAST_SPLIT_REDUCES: tl.constexpr,
+    BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
-    """y tile (SPLIT_K = 1), or this split's fp32 partial sums for `_splitk_reduce_kernel`."""
+    """Store y's tile (SPLIT_K = 1), or this split's fp32 partial sums. With LAST_SPLIT_REDUCES
+    the split that finishes last sums every split's partials and stores y (one launch); without
+    it `_splitk_reduce_kernel` does, in a second launch."""
     if SWAP_AB:
         acc = tl.trans(acc)
     mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
     offs = offs_m[:, None] * N + offs_n[None, :]  # out and partials: [M, N] contiguous
     if WRITE_PARTIAL:
-        split = tl.program_id(axis=1).to(tl.int64)
-        tl.store(partial_ptr + split * M * N + offs, acc, mask=mask)
+        tl.store(partial_ptr + tl.program_id(axis=1).to(tl.int64) * M * N + offs, acc, mask=mask)
+        if LAST_SPLIT_REDUCES:
+            _reduce_if_last_split(acc, out_ptr, partial_ptr, counter_ptr, offs, mask, M * N, BF16_BY_INT)
     else:
         _store_rounded(out_ptr, offs, acc, mask, BF16_BY_INT)
+
+
+@triton.jit
+def _reduce_if_last_split(
+    acc, out_ptr, partial_ptr, counter_ptr, offs, mask, numel, BF16_BY_INT: tl.constexpr
+):
+    """Count this split in for its output tile; the last of the tile's splits to arrive sums the
+    partials in split order (the same bits whichever split came last), rounds once, stores y and
+    zeroes the counter for the next launch. `counter_ptr` has one int32 per output tile
+    (program_id 0), zero when the launch starts.
+
+    Ordering (as CUTLASS's split-K semaphore): the barrier puts every thread's partial stores
+    before the count, which one thread adds with release semantics at GPU scope; the acquiring
+    add of the last split then sees all of them, and its loads go to L2 (.cg), never to a stale
+    L1 line."""
+    tl.debug_barrier()
+    counter = counter_ptr + tl.program_id(axis=0)
+    arrived = tl.atomic_add(counter, 1, sem="acq_rel", scope="gpu")  # one thread adds; all see it
+    num_splits = tl.num_programs(axis=1)
+    if arrived == num_splits - 1:
+        total = tl.zeros_like(acc)
+        ptrs = partial_ptr + offs
+        for _ in range(0, num_splits):
+            total += tl.load(ptrs, mask=mask, other=0.0, cache_modifier=".cg")
+            ptrs += numel
+        tl.atomic_xchg(counter, 0)  # the next launch on this stream starts after this one ends
+        _store_rounded(out_ptr, offs, total, mask, BF16_BY_INT)
 
 
 @triton.jit

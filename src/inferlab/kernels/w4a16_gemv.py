@@ -58,7 +58,7 @@ def _gemv_program(M, N, K, k_per_split, BLOCK_N: tl.constexpr):
 
 @triton.jit
 def _int4_gemv_kernel(
-    x_ptr, out_ptr, partial_ptr,
+    x_ptr, out_ptr, partial_ptr, counter_ptr,
     M, N, K, stride_xm, stride_xk, k_per_split,
     qweight_ptr,  # int32 [K/8, N]: input 8i + j of output n in bits 4j of word (i, n)
     scales_ptr,  # [K/G, N] x's dtype
@@ -66,7 +66,8 @@ def _int4_gemv_kernel(
     mask_15_18, mask_19_22,  # INT4_GEMV_MASKS, passed at run time so that they sit in registers
     GROUP_SIZE: tl.constexpr, HAS_ZEROS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
+    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, LAST_SPLIT_REDUCES: tl.constexpr,
+    EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
     """One row of x per program (BLOCK_M = 1); every tile is 2-D [BLOCK_K/8, BLOCK_N] in the
     layout of the words' load, so nothing moves between threads inside the loop."""
@@ -112,7 +113,10 @@ def _int4_gemv_kernel(
         words = ahead
     y = tl.sum(acc, axis=0)[None, :]  # across the word rows: the one cross-thread sum
     offs_m = row + tl.arange(0, 1)
-    _store_tile(y, out_ptr, partial_ptr, offs_m, offs_n, M, N, False, WRITE_PARTIAL, BF16_BY_INT)
+    _store_tile(
+        y, out_ptr, partial_ptr, counter_ptr, offs_m, offs_n, M, N,
+        False, WRITE_PARTIAL, LAST_SPLIT_REDUCES, BF16_BY_INT,
+    )  # fmt: skip
 
 
 @triton.jit
@@ -125,12 +129,13 @@ def _int4_words(qweight_ptr, first_row, rows_end, offs_n, mask_n, N, BLOCK_I: tl
 
 @triton.jit
 def _int8_gemv_kernel(
-    x_ptr, out_ptr, partial_ptr,
+    x_ptr, out_ptr, partial_ptr, counter_ptr,
     M, N, K, stride_xm, stride_xk, k_per_split,
     w_ptr,  # int8 [N, K] row-major
     scale_ptr,  # [N] one scale per output channel (read as fp32)
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
+    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, LAST_SPLIT_REDUCES: tl.constexpr,
+    EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
     """One row of x per program; the [BLOCK_N, BLOCK_K] accumulator is summed across K once."""
     row, offs_n, mask_n, k_start, k_end = _gemv_program(M, N, K, k_per_split, BLOCK_N)
@@ -147,7 +152,10 @@ def _int8_gemv_kernel(
     scale = tl.load(scale_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)
     y = (tl.sum(acc, axis=1) * scale)[None, :]
     offs_m = row + tl.arange(0, 1)
-    _store_tile(y, out_ptr, partial_ptr, offs_m, offs_n, M, N, False, WRITE_PARTIAL, BF16_BY_INT)
+    _store_tile(
+        y, out_ptr, partial_ptr, counter_ptr, offs_m, offs_n, M, N,
+        False, WRITE_PARTIAL, LAST_SPLIT_REDUCES, BF16_BY_INT,
+    )  # fmt: skip
 
 
 @triton.jit
@@ -159,7 +167,7 @@ def _int8_tile(w_ptr, offs_n, mask_n, k0, k_end, K, BLOCK_K: tl.constexpr):
 
 @triton.jit
 def _nf4_gemv_kernel(
-    x_ptr, out_ptr, partial_ptr,
+    x_ptr, out_ptr, partial_ptr, counter_ptr,
     M, N, K, stride_xm, stride_xk, k_per_split,
     weight_ptr,  # uint8 [N*K/2]: W[n, k] is value n*K + k; byte j = value 2j (high), 2j+1 (low)
     absmax_ptr,  # fp32 [N*K / BLOCKSIZE], or uint8 codes when NESTED
@@ -167,7 +175,8 @@ def _nf4_gemv_kernel(
     absmax2_ptr, code2_ptr, offset_ptr, blocksize2,  # NESTED only
     BLOCKSIZE: tl.constexpr, ABSMAX_PER_TILE: tl.constexpr, NESTED: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
+    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, LAST_SPLIT_REDUCES: tl.constexpr,
+    EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
     """One row of x per program, BLOCK_K = BLOCKSIZE (the launcher checks): each K step covers one
     quantization block of every row, so its absmax multiplies that step's partial sums once.
@@ -201,7 +210,10 @@ def _nf4_gemv_kernel(
         packed = ahead
     y = tl.sum(acc, axis=1)[None, :]
     offs_m = row + tl.arange(0, 1)
-    _store_tile(y, out_ptr, partial_ptr, offs_m, offs_n, M, N, False, WRITE_PARTIAL, BF16_BY_INT)
+    _store_tile(
+        y, out_ptr, partial_ptr, counter_ptr, offs_m, offs_n, M, N,
+        False, WRITE_PARTIAL, LAST_SPLIT_REDUCES, BF16_BY_INT,
+    )  # fmt: skip
 
 
 @triton.jit

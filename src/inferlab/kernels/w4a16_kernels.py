@@ -78,6 +78,7 @@ def _w4a16_kernel(
     x_ptr,  # [M, K] fp16/bf16
     out_ptr,  # [M, N] x's dtype
     partial_ptr,  # fp32 [SPLIT_K, M, N]                  (WRITE_PARTIAL only)
+    counter_ptr,  # int32 [output tiles], zeroed           (LAST_SPLIT_REDUCES only)
     M, N, K, stride_xm, stride_xk,
     k_per_split,  # K values one split covers: a multiple of BLOCK_K
     qweight_ptr,  # int32 [K/8, N]: input 8i + j of output n in bits 4j of word (i, n)
@@ -86,7 +87,8 @@ def _w4a16_kernel(
     GROUP_SIZE: tl.constexpr, ONE_GROUP: tl.constexpr, HAS_ZEROS: tl.constexpr, MAGIC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     PLANES: tl.constexpr, SWAP_AB: tl.constexpr,
-    WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
+    WRITE_PARTIAL: tl.constexpr, LAST_SPLIT_REDUCES: tl.constexpr,
+    EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
     pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
     offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -151,13 +153,16 @@ def _w4a16_kernel(
             w = _int4_dequant(words, (offs_k[None, :] % 8) * 4, scales, zeros, MAGIC, EMULATE_BF16)
             x = _load_x(x_ptr, offs_m, offs_k, M, K, stride_xm, stride_xk, EMULATE_BF16)
             acc = _mma(x, w, acc, SWAP_AB)
-    _store_tile(acc, out_ptr, partial_ptr, offs_m, offs_n, M, N, SWAP_AB, WRITE_PARTIAL, BF16_BY_INT)
+    _store_tile(
+        acc, out_ptr, partial_ptr, counter_ptr, offs_m, offs_n, M, N,
+        SWAP_AB, WRITE_PARTIAL, LAST_SPLIT_REDUCES, BF16_BY_INT,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- NF4 (bitsandbytes layout)
 @triton.jit
 def _nf4_matmul_kernel(
-    x_ptr, out_ptr, partial_ptr,
+    x_ptr, out_ptr, partial_ptr, counter_ptr,
     M, N, K, stride_xm, stride_xk, k_per_split,
     weight_ptr,  # uint8 [N*K/2]: W[n, k] is value n*K + k; byte j = value 2j (high), 2j+1 (low)
     absmax_ptr,  # fp32 [N*K / BLOCKSIZE], or uint8 codes when NESTED
@@ -168,7 +173,8 @@ def _nf4_matmul_kernel(
     blocksize2,
     BLOCKSIZE: tl.constexpr, ABSMAX_PER_TILE: tl.constexpr, NESTED: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
+    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, LAST_SPLIT_REDUCES: tl.constexpr,
+    EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
     code = tl.load(code_ptr + tl.arange(0, 16))
     pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
@@ -202,18 +208,22 @@ def _nf4_matmul_kernel(
         w = tl.reshape(vals * absmax[:, :, None], (BLOCK_N, BLOCK_K))  # fp32 products
         w = _dot_operand(w, x_ptr.dtype.element_ty, EMULATE_BF16)
         acc = _mma(x, w, acc, SWAP_AB)
-    _store_tile(acc, out_ptr, partial_ptr, offs_m, offs_n, M, N, SWAP_AB, WRITE_PARTIAL, BF16_BY_INT)
+    _store_tile(
+        acc, out_ptr, partial_ptr, counter_ptr, offs_m, offs_n, M, N,
+        SWAP_AB, WRITE_PARTIAL, LAST_SPLIT_REDUCES, BF16_BY_INT,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- int8 per channel
 @triton.jit
 def _int8_matmul_kernel(
-    x_ptr, out_ptr, partial_ptr,
+    x_ptr, out_ptr, partial_ptr, counter_ptr,
     M, N, K, stride_xm, stride_xk, k_per_split,
     w_ptr,  # int8 [N, K] row-major
     scale_ptr,  # [N] one scale per output channel (read as fp32)
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
+    SWAP_AB: tl.constexpr, WRITE_PARTIAL: tl.constexpr, LAST_SPLIT_REDUCES: tl.constexpr,
+    EMULATE_BF16: tl.constexpr, BF16_BY_INT: tl.constexpr,
 ):  # fmt: skip
     pid_m, pid_n = _tile_coords(M, N, BLOCK_M, BLOCK_N, GROUP_M)
     offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -231,4 +241,7 @@ def _int8_matmul_kernel(
         q = (q.to(tl.int32) + 0x4B000080).to(tl.float32, bitcast=True) - 8388736.0  # 2^23+128+q - (2^23+128)
         w = _dot_operand(q * scale[:, None], x_ptr.dtype.element_ty, EMULATE_BF16)
         acc = _mma(x, w, acc, SWAP_AB)
-    _store_tile(acc, out_ptr, partial_ptr, offs_m, offs_n, M, N, SWAP_AB, WRITE_PARTIAL, BF16_BY_INT)
+    _store_tile(
+        acc, out_ptr, partial_ptr, counter_ptr, offs_m, offs_n, M, N,
+        SWAP_AB, WRITE_PARTIAL, LAST_SPLIT_REDUCES, BF16_BY_INT,
+    )  # fmt: skip
