@@ -24,6 +24,7 @@ import sys
 import torch
 
 from inferlab.bench.timing import capture, event_ms, l2_bytes
+from inferlab.kernels import _matmul_plan
 from inferlab.kernels.quant_formats import (
     dequantize_int4_ref,
     dequantize_int8_ref,
@@ -34,6 +35,7 @@ from inferlab.kernels.quant_formats import (
 )
 from inferlab.kernels.w4a16 import (
     DEQUANT_FORMATS,
+    FMA_CONFIGS,
     GEMV_MAX_M,
     LLAMA3_8B_LAYERS,
     MatmulConfig,
@@ -62,6 +64,8 @@ def fma_candidates(fmt: str, m: int) -> list[MatmulConfig]:
         tiles = [(bn, bk) for bn in (16, 32, 64) for bk in (128, 256, 512) if bn * bk <= 64 * 256]
     out = [MatmulConfig(1, bn, bk, 1, w, 1, fma=True) for bn, bk in tiles for w in (4, 8)]
     out += [MatmulConfig(1, *tiles[1], 1, 4, 1, split_k=s, fma=True) for s in (1, 2, 4, 8, 16)]
+    if fmt in FMA_CONFIGS:  # the default's tile with other split-K targets (programs per SM)
+        out += [dataclasses.replace(FMA_CONFIGS[fmt], programs_per_sm=p) for p in (1, 2, 3, 6, 8)]
     return out
 
 
@@ -177,17 +181,24 @@ def sweep_shape(fmt, call, weights, denses, m: int, k: int, n: int, fma_only: bo
             print(f"  WRONG {name}: max error {err:.3g} > {allowed:.3g}", flush=True)
             continue
         results.append((graph_us([functools.partial(call, x, q, c) for q in weights]), c))
+    default = next((us for us, c in results if c is None), math.nan)
+    if plan_launch(m, n, k, x.device, config_for(m, fmt)).split_k > 1:  # the old second launch
+        _matmul_plan.REDUCE_IN_KERNEL = False
+        try:
+            two = graph_us([functools.partial(call, x, q, None) for q in weights])
+        finally:
+            _matmul_plan.REDUCE_IN_KERNEL = True
+        print(f"        default, split-K reduced by a second launch: {two:.1f} us (in-kernel: {default:.1f})")
     if fmt in DEQUANT_FORMATS and m > GEMV_MAX_M:  # dequantize once, then cuBLAS: at any M past 16
         dequant = graph_us([functools.partial(dequant_then_mm, fmt, x, q) for q in weights])
         print(f"        dequantize + cuBLAS: {dequant:.1f} us ({cublas / dequant:.2f}x cuBLAS)", flush=True)
-    default = next((us for us, c in results if c is None), math.nan)
     ranked = sorted((r for r in results if r[1]), key=lambda r: r[0])
     best_us, best = ranked[0] if ranked else (math.nan, None)
     label = "none ran" if best is None else best.label
     split = plan_launch(m, n, k, x.device, best).split_k if best else "-"
     print(
         f"{fmt:>4} {k:>5}->{n:<6} {m:>4} {cublas:>7.1f} {default:>8.1f} {best_us:>7.1f} "
-        f"{cublas / best_us:>7.2f}x  {label} (split {split}; default {config_for(m).label})",
+        f"{cublas / best_us:>7.2f}x  {label} (split {split}; default {config_for(m, fmt).label})",
         flush=True,
     )
     print("        top: " + "; ".join(f"{us:.1f} {c.label}" for us, c in ranked[:4]), flush=True)

@@ -11,10 +11,12 @@ tensor-core kernels in w4a16_kernels.py spend more than that (unpacking, roundin
 The int4 kernel spends about two and a half (SASS: half a shift, one LOP3, one FFMA):
 
     one shift puts nibbles 2p and 2p + 1 of a word at bits 15-18 and 19-22; "and" with their
-    mask, "or" with 0x3F800000 (one LOP3) and the bits read as fp32 are exactly 1 + q / 2^8
-    and 1 + q / 2^4. Times x pre-scaled by 2^8 or 2^4 (exact: powers of two) that is
-    2^e x + x q, added into an fp32 accumulator that stays in the thread; once per word row
-    the sum of 2^e x and z times the sum of x come off: sum x (q - z), times the scale s.
+    mask, "or" with the exponent of 256 or of 16 (one LOP3), and the bits read as fp32 are
+    exactly 256 + q and 16 + q (those mantissa bits are worth 1 under those exponents). Times
+    x that is 2^e x + x q, one FFMA into an fp32 accumulator that stays in the thread; once per
+    word row the sums of 2^e x and z times the sum of x come off: sum x (q - z), times the
+    scale s. (An earlier version read 1 + q / 2^e and pre-scaled x by 2^e: the same products,
+    plus multiplies per word row that this one does not need.)
 
 Why not the better known 2^23 + q (q | 0x4B000000)? x times 2^23 + q would round q away, so it
 needs a subtraction per weight before the multiply. Here the offset 2^e x is only 16-256 times
@@ -90,26 +92,27 @@ def _int4_gemv_kernel(
         else:
             zero = tl.full((BLOCK_I, BLOCK_N), 8.0, tl.float32)
         part = tl.zeros((BLOCK_I, BLOCK_N), dtype=tl.float32)
-        x_sum = tl.zeros((BLOCK_I,), dtype=tl.float32)  # sum over j of x
-        x_scaled_sum = tl.zeros((BLOCK_I,), dtype=tl.float32)  # sum over j of 2^8 x or 2^4 x
+        x_even_sum = tl.zeros((BLOCK_I,), dtype=tl.float32)  # sums over p of x, even inputs
+        x_odd_sum = tl.zeros((BLOCK_I,), dtype=tl.float32)  # and odd inputs
         for p in tl.static_range(4):  # nibbles 2p and 2p + 1 of each word: one shift for two
             if 8 * p <= 15:
                 moved = words << (15 - 8 * p)  # nibble 2p to bits 15-18, 2p + 1 to bits 19-22
             else:
                 moved = words >> (8 * p - 15)
-            # with exponent bits 0x3F800000 these read as 1 + q / 2^8 and 1 + q / 2^4, exactly
-            even = ((moved & mask_15_18) | 0x3F800000).to(tl.float32, bitcast=True)
-            odd = ((moved & mask_19_22) | 0x3F800000).to(tl.float32, bitcast=True)
+            # exponents of 256 and 16 make bits 15-18 and 19-22 count ones: 256 + q and 16 + q
+            even = ((moved & mask_15_18) | 0x43800000).to(tl.float32, bitcast=True)
+            odd = ((moved & mask_19_22) | 0x41800000).to(tl.float32, bitcast=True)
             x_ptrs = x_row + (offs_i * 8 + 2 * p) * stride_xk  # inputs 8i + 2p and 8i + 2p + 1
             x_even = tl.load(x_ptrs, mask=mask_i, other=0.0).to(tl.float32)
             x_odd = tl.load(x_ptrs + stride_xk, mask=mask_i, other=0.0).to(tl.float32)
-            # 2^8 x (1 + q / 2^8) = 2^8 x + x q: powers of two, so the scaling itself is exact
-            part += (x_even * 256.0)[:, None] * even  # two statements: two FFMAs, not FMUL+FFMA+FADD
-            part += (x_odd * 16.0)[:, None] * odd
-            x_sum += x_even + x_odd
-            x_scaled_sum += x_even * 256.0 + x_odd * 16.0
-        # part = sum 2^e x + sum x q, so sum x (q - z) = part - sum 2^e x - z sum x; times s
-        acc += (part - x_scaled_sum[:, None] - zero * x_sum[:, None]) * scale
+            part += x_even[:, None] * even  # x (256 + q) = 256 x + x q: one FFMA per weight
+            part += x_odd[:, None] * odd
+            x_even_sum += x_even
+            x_odd_sum += x_odd
+        # part = sum (256 x_even + 16 x_odd) + sum x q, so sum x (q - z) = part - that - z sum x
+        offset = x_even_sum * 256.0 + x_odd_sum * 16.0
+        x_sum = x_even_sum + x_odd_sum
+        acc += (part - offset[:, None] - zero * x_sum[:, None]) * scale
         words = ahead
     y = tl.sum(acc, axis=0)[None, :]  # across the word rows: the one cross-thread sum
     offs_m = row + tl.arange(0, 1)
