@@ -109,6 +109,29 @@ def test_bf16_rounding_choice():
         assert nf4._bf16_by_int(torch.device("cuda")) is not native
 
 
+def test_pair_packing_choice():
+    assert not nf4._pack_asm(torch.device("cpu"))  # the interpreter cannot run inline asm
+    if torch.cuda.is_available():
+        native = torch.cuda.get_device_capability() >= (8, 0) and torch.version.hip is None
+        assert nf4._pack_asm(torch.device("cuda")) is native
+    buf = torch.empty(8, dtype=torch.float16)
+    assert nf4._pack_pairs(buf) and nf4._pack_pairs(buf[2:])
+    assert not nf4._pack_pairs(buf[1:])  # 2 bytes past an aligned start: no 32-bit stores
+    assert not nf4._pack_pairs(torch.empty(8))  # fp32 keeps the join
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_out_at_an_odd_element_offset_is_bit_exact(dtype, device):
+    """out= a view one element into a buffer: not 4-byte aligned, so full programs take the join."""
+    w = torch.randn(3, 4096, generator=_gen(7)).to(device)  # 6 full programs
+    packed, state = quantize_nf4_ref(w, nested=True)
+    state = dataclasses.replace(state, dtype=dtype)
+    out = torch.empty(3 * 4096 + 1, dtype=dtype, device=device)[1:].view(3, 4096)
+    assert not nf4._pack_pairs(out)
+    assert dequantize_nf4(packed, state, out=out) is out
+    assert torch.equal(out, dequantize_nf4_ref(packed, state))
+
+
 def test_returns_the_out_tensor_it_was_given(device):
     packed, state = quantize_nf4_ref(torch.randn(8, 64, generator=_gen(2)).to(device), nested=False)
     out = torch.empty(8, 64, device=device)

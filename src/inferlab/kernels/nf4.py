@@ -10,11 +10,19 @@ has value 2j in its high nibble and 2j+1 in its low nibble. One program owns BLO
 consecutive outputs = BLOCK_ELEMENTS // blocksize whole quantization blocks, seen as a tile
 
     packed: [blocks, blocksize / 2] bytes -> hi, lo: [blocks, blocksize / 2] fp32
-    join(hi, lo): [blocks, blocksize / 2, 2] -> reshape: [blocks, blocksize] = the outputs in order
+    fp16/bf16: (hi, lo) -> one 32-bit word, hi in the low half: [blocks, blocksize / 2] words
+    fp32:      join(hi, lo): [blocks, blocksize / 2, 2] -> reshape: [blocks, blocksize]
 
 so each block's absmax (and its double-quantization: one uint8 code, one state2 scale) is
 loaded once per block, not once per value, and the bytes and outputs move as wide vectors with
-no masks. The blocks past the last whole tile get one masked program each (`num_programs`).
+no masks. Word j of the output (little-endian: value 2j at the lower address) holds byte j's two
+values, so a 16-bit output needs no interleaving: the join did it by moving every value between
+threads through shared memory (sm_90 SASS of a full program, blocksize 64, nested: 4 STS.128,
+4 LDSM, 7 BAR.SYNC). For the words to stay in their thread, a thread loads 4 bytes, not 16, so at
+blocksize 64 it spans 4 blocks, not 1: 4x the per-block absmax work (whole kernel, same SASS: 608
+-> 688 instructions, none of them shared memory but the masked tail's). The join
+stays for fp32, for an `out` that does not start 4-byte aligned (PACK_PAIRS, a host check), and
+for the blocks past the last whole tile, which get one masked program each (`num_programs`).
 The 16-entry code table is read from `code` with one gather load per nibble (64 bytes that
 stay in L1). On an H200 this ties `tl.gather` from a register copy of the table (48.2 vs 47.5
 us in an early version) and beats a 15-select tree by 2.6x (126 us): the selects cost more
@@ -27,11 +35,19 @@ ops instead (add 0x7FFF plus the lowest kept bit, drop 16 bits): the same bits, 
 an H200, hence not used there. FP contraction is off for the launch: a fused multiply-add of
 `code2 * absmax2 + offset` would round once where bitsandbytes rounds twice.
 
+Inline asm (PACK_ASM, CUDA sm_80+): `cvt.rn.f16x2.f32 d, a, b` (or bf16x2) converts two values
+and packs them in one instruction, where Triton emits a conversion per value plus shift/or or a
+byte shuffle (whole kernel, sm_90 SASS: 688 instructions with it, 720 without). It puts
+cvt(a) in d's UPPER half, so it gets (lo, hi). Same rounding to nearest even, same bits. The
+interpreter cannot run asm and sm_75 has no x2 conversion (ptxas rejects it), so there a
+portable path converts each value and packs with shift/or. Speed on the card: to be measured.
+
 Napkin math per output value (b bytes per output): read 1/2 byte of codes + absmax bytes per
 block (nested: 1/64 + 4/16384 of a byte; plain: 4/64), write b -> memory bound. At 14336 x 4096
 fp16 that is 29.4 + 0.9 + 117.4 MB = 148 MB: 37 us at the 3.97 TB/s an H200 copies at.
-Measured there (CUDA graphs, rotating inputs, triton 3.6): 39.8 us = 93% of copy bandwidth,
-1.79x bitsandbytes 0.50.2 (71.2 us) on the same inputs; fp16 and bf16 alike.
+Measured there for the join version (CUDA graphs, rotating inputs, triton 3.6): 39.8 us = 93% of
+copy bandwidth, 1.79x bitsandbytes 0.50.2 (71.2 us) on the same inputs; fp16 and bf16 alike.
+The packed version is not measured yet.
 
 Tunables: BLOCK_ELEMENTS (outputs per full program) and NUM_WARPS. Supported block sizes: those
 bitsandbytes accepts, 32 .. 4096 (NF4_BLOCKSIZES); the state2 block size may be any positive int.
@@ -71,24 +87,52 @@ def _round_to_bf16(x):
 
 
 @triton.jit
+def _to_out_dtype(x, OUT_DTYPE: tl.constexpr, BF16_BY_INT: tl.constexpr):
+    """fp32 -> the output dtype, rounded to nearest even (see Rounding above)."""
+    if BF16_BY_INT and OUT_DTYPE == tl.bfloat16:
+        return _round_to_bf16(x)
+    return x.to(OUT_DTYPE)
+
+
+@triton.jit
+def _pack_pair(hi, lo, OUT_DTYPE: tl.constexpr, BF16_BY_INT: tl.constexpr, PACK_ASM: tl.constexpr):
+    """fp32 hi, lo -> one uint32 word: hi's 16-bit value in the low half (the lower address)."""
+    if PACK_ASM:
+        # One instruction converts both values and packs them in memory order; Triton would emit a
+        # conversion per value plus a shift/or or a shuffle. cvt.rn.{f16x2,bf16x2}.f32 d, a, b puts
+        # cvt(a) in d's UPPER half, so a = $2 = lo and b = $1 = hi. Rounds to nearest even, as the
+        # per-value conversion does.
+        if OUT_DTYPE == tl.float16:
+            return tl.inline_asm_elementwise(
+                "cvt.rn.f16x2.f32 $0, $2, $1;", "=r,f,f", [hi, lo], dtype=tl.uint32, is_pure=True, pack=1
+            )
+        return tl.inline_asm_elementwise(
+            "cvt.rn.bf16x2.f32 $0, $2, $1;", "=r,f,f", [hi, lo], dtype=tl.uint32, is_pure=True, pack=1
+        )
+    hi_bits = _to_out_dtype(hi, OUT_DTYPE, BF16_BY_INT).to(tl.uint16, bitcast=True).to(tl.uint32)
+    lo_bits = _to_out_dtype(lo, OUT_DTYPE, BF16_BY_INT).to(tl.uint16, bitcast=True).to(tl.uint32)
+    return (lo_bits << 16) | hi_bits
+
+
+@triton.jit
 def _dequantize_blocks(
     packed_ptr, absmax_ptr, code_ptr, out_ptr, absmax2_ptr, code2_ptr, offset_ptr,
     blocks, n_elements, blocksize2,
     BLOCKSIZE: tl.constexpr, BLOCKS_PER_PROGRAM: tl.constexpr, NESTED: tl.constexpr,
-    BF16_BY_INT: tl.constexpr, MASKED: tl.constexpr,
+    BF16_BY_INT: tl.constexpr, MASKED: tl.constexpr, PACK_PAIRS: tl.constexpr, PACK_ASM: tl.constexpr,
 ):  # fmt: skip
-    """Dequantize the quantization blocks `blocks` [B]; MASKED only for the program at the end."""
+    """Dequantize the quantization blocks `blocks` [B]; MASKED only for the program at the end.
+    PACK_PAIRS (16-bit output at a 4-byte-aligned address): an unmasked program stores each byte's
+    two outputs as one 32-bit word; otherwise (and in the masked tail, which may end mid-pair: odd
+    n) hi and lo are interleaved by join + reshape."""
     HALF: tl.constexpr = BLOCKSIZE // 2
     offs_byte = blocks[:, None] * HALF + tl.arange(0, HALF)[None, :]  # [B, HALF]
-    offs = blocks[:, None] * BLOCKSIZE + tl.arange(0, BLOCKSIZE)[None, :]  # [B, BLOCKSIZE]
     if MASKED:
         block_mask = blocks < tl.cdiv(n_elements, BLOCKSIZE)
         byte_mask = offs_byte < (n_elements + 1) // 2
-        mask = offs < n_elements
     else:  # a whole program: no masks, so loads and stores stay full-width vectors
         block_mask = None
         byte_mask = None
-        mask = None
 
     # Masked-off lanes need no `other`: their values are never stored, and a masked uint8 load
     # still yields a byte, so every table index below stays inside its table.
@@ -105,15 +149,34 @@ def _dequantize_blocks(
     # are loaded evict-first: they should not push out of L2 the tables every program reads, nor
     # (inside a model) the activations around the layer; the output keeps the default policy,
     # since the matmul that follows reads it.
+    if PACK_PAIRS:
+        # The word store moves 16 bytes = 4 words per thread, so it wants bytes 4t..4t+3 in thread t;
+        # a 16-byte load would put 16 bytes there, and the words would cross threads through shared
+        # memory again. Capping the known contiguity at 4 makes the load take the store's layout.
+        # Cost: a thread now spans 4 blocks, not 1, so it loads (and, nested, divides for) 4 absmax.
+        # The masked tail narrows too: where its tile has the full programs' shape (blocksize 4096,
+        # one block per program) the compiler gives both loads one layout, and a 16-byte tail load
+        # brought the shared-memory round trip back (15 bar.sync in the full programs' sm_90 PTX).
+        offs_byte = tl.max_contiguous(offs_byte, [1, 4])
     packed = tl.load(packed_ptr + offs_byte, mask=byte_mask, eviction_policy="evict_first").to(tl.int32)
     hi = tl.load(code_ptr + (packed >> 4)) * absmax[:, None]  # element 2j: the high nibble
     lo = tl.load(code_ptr + (packed & 0xF)) * absmax[:, None]  # element 2j + 1: the low nibble
-    vals = tl.reshape(tl.join(hi, lo), (BLOCKS_PER_PROGRAM, BLOCKSIZE))  # [B, HALF, 2] -> [B, BLOCKSIZE]
 
-    if BF16_BY_INT and out_ptr.dtype.element_ty == tl.bfloat16:
-        tl.store(out_ptr + offs, _round_to_bf16(vals), mask=mask)
+    OUT_DTYPE: tl.constexpr = out_ptr.dtype.element_ty
+    if PACK_PAIRS and not MASKED:
+        # Interleaving hi and lo with join + reshape moved every value between threads through
+        # shared memory (sm_90 SASS: 4 STS.128, 4 LDSM, 7 BAR.SYNC per full program). Each byte's
+        # two 16-bit outputs are adjacent in memory, so they go out as one 32-bit word instead.
+        words = _pack_pair(hi, lo, OUT_DTYPE, BF16_BY_INT, PACK_ASM)  # [B, HALF] uint32
+        tl.store(out_ptr.to(tl.pointer_type(tl.uint32)) + offs_byte, words)  # word j = outputs 2j, 2j + 1
     else:
-        tl.store(out_ptr + offs, vals.to(out_ptr.dtype.element_ty), mask=mask)  # rounds to nearest even
+        offs = blocks[:, None] * BLOCKSIZE + tl.arange(0, BLOCKSIZE)[None, :]  # [B, BLOCKSIZE]
+        mask = offs < n_elements if MASKED else None
+        vals = tl.reshape(tl.join(hi, lo), (BLOCKS_PER_PROGRAM, BLOCKSIZE))  # [B, HALF, 2] -> [B, BLOCKSIZE]
+        if BF16_BY_INT and OUT_DTYPE == tl.bfloat16:
+            tl.store(out_ptr + offs, _round_to_bf16(vals), mask=mask)
+        else:
+            tl.store(out_ptr + offs, vals.to(OUT_DTYPE), mask=mask)  # rounds to nearest even
 
 
 @triton.jit
@@ -131,6 +194,8 @@ def _dequantize_nf4_kernel(
     BLOCKS_PER_PROGRAM: tl.constexpr,
     NESTED: tl.constexpr,
     BF16_BY_INT: tl.constexpr,
+    PACK_PAIRS: tl.constexpr,  # full programs store 32-bit words of two 16-bit outputs
+    PACK_ASM: tl.constexpr,  # ... converted and packed by one cvt.rn.{f16x2,bf16x2}.f32 (sm_80+)
 ):
     pid = tl.program_id(axis=0).to(tl.int64)  # int64: byte and element offsets can pass 2**31
     num_full = n_elements // (BLOCKS_PER_PROGRAM * BLOCKSIZE)  # programs whose tile is all inside
@@ -139,6 +204,7 @@ def _dequantize_nf4_kernel(
         _dequantize_blocks(
             packed_ptr, absmax_ptr, code_ptr, out_ptr, absmax2_ptr, code2_ptr, offset_ptr,
             blocks, n_elements, blocksize2, BLOCKSIZE, BLOCKS_PER_PROGRAM, NESTED, BF16_BY_INT, False,
+            PACK_PAIRS, PACK_ASM,
         )  # fmt: skip
     else:
         # The ragged end: one program per remaining block, masked. A whole masked tile would need
@@ -148,6 +214,7 @@ def _dequantize_nf4_kernel(
         _dequantize_blocks(
             packed_ptr, absmax_ptr, code_ptr, out_ptr, absmax2_ptr, code2_ptr, offset_ptr,
             block, n_elements, blocksize2, BLOCKSIZE, 1, NESTED, BF16_BY_INT, True,
+            PACK_PAIRS, PACK_ASM,  # (masked: stores through the join, see _dequantize_blocks)
         )  # fmt: skip
 
 
@@ -158,6 +225,21 @@ def _bf16_by_int(device: torch.device) -> bool:
     if device.type != "cuda":
         return True
     return torch.cuda.get_device_capability(device) < (8, 0)
+
+
+def _pack_asm(device: torch.device) -> bool:
+    """Convert and pack each pair with one inline-asm cvt.rn.{f16x2,bf16x2}.f32: PTX from sm_80 on
+    (ptxas rejects both for sm_75) that the interpreter cannot run. Elsewhere the portable path,
+    a conversion per value plus shift/or, gives the same bits."""
+    if device.type != "cuda" or torch.version.hip is not None:  # ROCm: "cuda" tensors, no PTX
+        return False
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+def _pack_pairs(out: torch.Tensor) -> bool:
+    """Store pairs of 16-bit outputs as 32-bit words: only where out starts 4-byte aligned (an
+    `out=` view can start at an odd element); fp32 outputs keep the join. A host check, no sync."""
+    return out.element_size() == 2 and out.data_ptr() % 4 == 0
 
 
 def blocks_per_program(blocksize: int) -> int:
@@ -184,7 +266,7 @@ def _launch(weight, absmax, code, out, absmax2, code2, offset, blocksize: int, b
         absmax2 if nested else absmax, code2 if nested else code, offset if nested else code,
         n, blocksize2,
         BLOCKSIZE=blocksize, BLOCKS_PER_PROGRAM=per_program, NESTED=nested,
-        BF16_BY_INT=_bf16_by_int(out.device),
+        BF16_BY_INT=_bf16_by_int(out.device), PACK_PAIRS=_pack_pairs(out), PACK_ASM=_pack_asm(out.device),
         num_warps=NUM_WARPS,
         enable_fp_fusion=False,  # bitsandbytes rounds code2 * absmax2 before adding offset
     )  # fmt: skip
