@@ -66,6 +66,8 @@ def fma_candidates(fmt: str, m: int) -> list[MatmulConfig]:
     out += [MatmulConfig(1, *tiles[1], 1, 4, 1, split_k=s, fma=True) for s in (1, 2, 4, 8, 16)]
     if fmt in FMA_CONFIGS:  # the default's tile with other split-K targets (programs per SM)
         out += [dataclasses.replace(FMA_CONFIGS[fmt], programs_per_sm=p) for p in (1, 2, 3, 6, 8)]
+        half_k = FMA_CONFIGS[fmt].block_k // 2
+        out += [dataclasses.replace(FMA_CONFIGS[fmt], block_k=half_k, programs_per_sm=p) for p in (2, 4, 8)]
     return out
 
 
@@ -154,7 +156,18 @@ def dequant_then_mm(fmt: str, x: torch.Tensor, weights) -> torch.Tensor:
     return torch.mm(x, nf4_weight(*weights, x.dtype).t())
 
 
-def sweep_shape(fmt, call, weights, denses, m: int, k: int, n: int, fma_only: bool = False) -> None:
+def two_launch_us(call, x, weights, config) -> float:
+    """The config timed with split-K's old second launch (`_matmul_plan.REDUCE_IN_KERNEL` off)."""
+    _matmul_plan.REDUCE_IN_KERNEL = False
+    try:
+        return graph_us([functools.partial(call, x, q, config) for q in weights])
+    finally:
+        _matmul_plan.REDUCE_IN_KERNEL = True
+
+
+def sweep_shape(
+    fmt, call, weights, denses, m: int, k: int, n: int, fma_only: bool = False, ab_reduce: bool = False
+) -> None:
     """Check and time every candidate at one (layer, M); print the best beside cuBLAS and the default."""
     x = torch.randn(m, k, device="cuda", dtype=DTYPE)
     dense = denses[0]
@@ -176,19 +189,16 @@ def sweep_shape(fmt, call, weights, denses, m: int, k: int, n: int, fma_only: bo
             continue
         # the CUDA-core GEMV never rounds W, so it may differ from this reference by the weights'
         # roundings, which follow the output's rms (the SPECs' error_scales_with_rms)
-        allowed = budget + (0.016 * want.pow(2).mean().sqrt().item() if c is not None and c.fma else 0.0)
+        fma = (c or config_for(m, fmt)).fma  # the default at M = 1 is the CUDA-core GEMV too
+        allowed = budget + (0.016 * want.pow(2).mean().sqrt().item() if fma else 0.0)
         if not err <= allowed:
             print(f"  WRONG {name}: max error {err:.3g} > {allowed:.3g}", flush=True)
             continue
         results.append((graph_us([functools.partial(call, x, q, c) for q in weights]), c))
+        if ab_reduce and plan_launch(m, n, k, x.device, c or config_for(m, fmt)).split_k > 1:
+            two = two_launch_us(call, x, weights, c)
+            print(f"        {name}: {results[-1][0]:.1f} us in-kernel reduction, {two:.1f} second launch")
     default = next((us for us, c in results if c is None), math.nan)
-    if plan_launch(m, n, k, x.device, config_for(m, fmt)).split_k > 1:  # the old second launch
-        _matmul_plan.REDUCE_IN_KERNEL = False
-        try:
-            two = graph_us([functools.partial(call, x, q, None) for q in weights])
-        finally:
-            _matmul_plan.REDUCE_IN_KERNEL = True
-        print(f"        default, split-K reduced by a second launch: {two:.1f} us (in-kernel: {default:.1f})")
     if fmt in DEQUANT_FORMATS and m > GEMV_MAX_M:  # dequantize once, then cuBLAS: at any M past 16
         dequant = graph_us([functools.partial(dequant_then_mm, fmt, x, q) for q in weights])
         print(f"        dequantize + cuBLAS: {dequant:.1f} us ({cublas / dequant:.2f}x cuBLAS)", flush=True)
@@ -213,6 +223,9 @@ def main() -> int:
     parser.add_argument(
         "--fma-only", action="store_true", help="no tensor-core candidates (the CUDA-core GEMV at M <= 16)"
     )
+    parser.add_argument(
+        "--ab-reduce", action="store_true", help="time every split candidate with the second launch too"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"{'fmt':>4} {'layer':>12} {'M':>4} {'cuBLAS':>7} {'default':>8} {'best':>7} {'x cuBLAS':>8}  best")
@@ -222,7 +235,7 @@ def main() -> int:
             weights = [clone() for _ in range(copies_for(nbytes))]
             denses = [dense] + [dense.clone() for _ in range(copies_for(dense.nbytes) - 1)]
             for m in (int(v) for v in args.m.split(",")):
-                sweep_shape(fmt, call, weights, denses, m, k, n, args.fma_only)
+                sweep_shape(fmt, call, weights, denses, m, k, n, args.fma_only, args.ab_reduce)
             del weights, denses
             torch.cuda.empty_cache()
     return 0

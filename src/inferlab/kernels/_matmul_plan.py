@@ -68,7 +68,7 @@ class MatmulConfig:
 
     @property
     def label(self) -> str:
-        split = "rule" if self.split_k is None else self.split_k
+        split = f"rule({self.programs_per_sm}/SM)" if self.split_k is None else self.split_k
         feed = " swap_ab" if self.swap_ab else ""
         feed += "" if self.planes else " tile"
         feed += " fma" if self.fma else ""
