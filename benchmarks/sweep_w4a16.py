@@ -24,7 +24,6 @@ import sys
 import torch
 
 from inferlab.bench.timing import capture, event_ms, l2_bytes
-from inferlab.kernels import _matmul_plan
 from inferlab.kernels.quant_formats import (
     dequantize_int4_ref,
     dequantize_int8_ref,
@@ -156,13 +155,10 @@ def dequant_then_mm(fmt: str, x: torch.Tensor, weights) -> torch.Tensor:
     return torch.mm(x, nf4_weight(*weights, x.dtype).t())
 
 
-def two_launch_us(call, x, weights, config) -> float:
-    """The config timed with split-K's old second launch (`_matmul_plan.REDUCE_IN_KERNEL` off)."""
-    _matmul_plan.REDUCE_IN_KERNEL = False
-    try:
-        return graph_us([functools.partial(call, x, q, config) for q in weights])
-    finally:
-        _matmul_plan.REDUCE_IN_KERNEL = True
+def other_reduction_us(call, x, weights, config) -> float:
+    """The config timed with split-K's other reduction (second launch <-> last split)."""
+    other = dataclasses.replace(config, reduce_in_kernel=not config.reduce_in_kernel)
+    return graph_us([functools.partial(call, x, q, other) for q in weights])
 
 
 def sweep_shape(
@@ -195,9 +191,11 @@ def sweep_shape(
             print(f"  WRONG {name}: max error {err:.3g} > {allowed:.3g}", flush=True)
             continue
         results.append((graph_us([functools.partial(call, x, q, c) for q in weights]), c))
-        if ab_reduce and plan_launch(m, n, k, x.device, c or config_for(m, fmt)).split_k > 1:
-            two = two_launch_us(call, x, weights, c)
-            print(f"        {name}: {results[-1][0]:.1f} us in-kernel reduction, {two:.1f} second launch")
+        cfg = c or config_for(m, fmt)
+        if ab_reduce and plan_launch(m, n, k, x.device, cfg).split_k > 1:
+            other = other_reduction_us(call, x, weights, cfg)
+            last, second = (results[-1][0], other) if cfg.reduce_in_kernel else (other, results[-1][0])
+            print(f"        {name}: {last:.1f} us reduced by the last split, {second:.1f} by a second launch")
     default = next((us for us, c in results if c is None), math.nan)
     if fmt in DEQUANT_FORMATS and m > GEMV_MAX_M:  # dequantize once, then cuBLAS: at any M past 16
         dequant = graph_us([functools.partial(dequant_then_mm, fmt, x, q) for q in weights])
@@ -224,7 +222,7 @@ def main() -> int:
         "--fma-only", action="store_true", help="no tensor-core candidates (the CUDA-core GEMV at M <= 16)"
     )
     parser.add_argument(
-        "--ab-reduce", action="store_true", help="time every split candidate with the second launch too"
+        "--ab-reduce", action="store_true", help="time every split candidate with the other reduction too"
     )
     args = parser.parse_args()
     torch.manual_seed(0)

@@ -175,19 +175,25 @@ class _NoSecondLaunch:
     ids=["tensor-core", "cuda-core"],
 )
 def test_last_split_reduces_in_the_same_launch(config, monkeypatch, device):
-    """The split that arrives last sums the partials: the same bits as the second launch that did
-    it before, one launch, and every tile counter back at zero for the next call."""
+    """reduce_in_kernel: the split that arrives last sums the partials: the same bits as the second
+    launch, one launch, and every tile counter back at zero for the next call."""
     x = _randn(3, 256, dtype=torch.bfloat16, seed=11, device=device)
     q, scale = quantize_int8(_randn(40, 256, seed=12, device=device))
-    monkeypatch.setattr(_matmul_plan, "REDUCE_IN_KERNEL", False)
     two_launches = int8_matmul(x, q, scale, config=config)
-    monkeypatch.setattr(_matmul_plan, "REDUCE_IN_KERNEL", True)
     monkeypatch.setattr(_matmul_plan, "_splitk_reduce_kernel", _NoSecondLaunch())
+    one_launch = dataclasses.replace(config, reduce_in_kernel=True)
     for _ in range(2):  # the second call finds the counters the first one left
-        assert torch.equal(int8_matmul(x, q, scale, config=config), two_launches)
+        assert torch.equal(int8_matmul(x, q, scale, config=one_launch), two_launches)
     counters = _matmul_plan.tile_counters(torch.device(device), 1)
     assert counters.numel() >= _matmul_plan.MIN_COUNTERS and not counters.any()
     _assert_close(two_launches, int8_matmul_ref(x, q, scale), torch.bfloat16, with_rms=True)
+
+
+def test_only_the_cuda_core_gemv_reduces_in_the_kernel():
+    """Measured on an H100: one launch helped the CUDA-core GEMV, slowed the tensor-core paths."""
+    assert all(c.reduce_in_kernel for c in w4a16.FMA_CONFIGS.values())
+    assert not any(c.reduce_in_kernel for c in w4a16.GEMV_CONFIGS.values())
+    assert not any(c.reduce_in_kernel for _, c in w4a16.TILED_CONFIGS)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")

@@ -2,13 +2,16 @@
 M takes (`choose_path`), split-K (`split_k_for`), the plan that puts them together
 (`plan_launch`), and `_launch`, which follows it: the matmul kernel, then the split-K reduction.
 
-Split-K: each split writes fp32 partials [SPLIT_K, M, N] and counts itself in on its output
-tile's counter; the split that arrives last sums the partials in split order and rounds once
-(`_reduce_if_last_split`). One launch, and deterministic: atomically adding the partials into y
-would let the arrival order move the last bit, and would need y zeroed first. The counters are
-one small int32 buffer per device and stream (`tile_counters`), zeroed once and left zeroed by
-every launch. REDUCE_IN_KERNEL = False restores the old second launch (`_splitk_reduce_kernel`),
-kept for measuring what the one launch saves. With SPLIT_K = 1 the kernel stores y itself.
+Split-K: each split writes fp32 partials [SPLIT_K, M, N]; they are summed in split order and
+rounded once, either by a second launch (`_splitk_reduce_kernel`) or, where the config says
+`reduce_in_kernel`, by the split of each output tile that finishes last (`_reduce_if_last_split`;
+one launch). Both are deterministic (atomically adding the partials into y would let the arrival
+order move the last bit, and would need y zeroed first) and give the same bits. The in-kernel
+counters are one small int32 buffer per device and stream (`tile_counters`), zeroed once and left
+zeroed by every launch. On an H100 (experiment 0007, run 12) the one launch saved 0.5-1.4 us on
+the CUDA-core GEMV where few output tiles are split many ways, lost ~1 us on 4096 -> 14336, and
+lost 2-16% on the tensor-core GEMVs (each program's release of its partials waits for its stores
+before it can exit), so only FMA_CONFIGS use it. With SPLIT_K = 1 the kernel stores y itself.
 
 ## Configs (module constants, no autotuning at import)
 
@@ -51,6 +54,7 @@ class MatmulConfig:
     planes: bool = True
     fma: bool = False  # CUDA cores, no tensor cores (w4a16_gemv.py): int4 and int8 decode
     programs_per_sm: int = 2  # the split-K rule's target (`split_k_for`) when split_k is None
+    reduce_in_kernel: bool = False  # split-K: the last split sums the partials (no second launch)
 
     def __post_init__(self) -> None:
         for name in ("block_m", "block_n", "block_k", "group_m"):
@@ -72,6 +76,7 @@ class MatmulConfig:
         feed = " swap_ab" if self.swap_ab else ""
         feed += "" if self.planes else " tile"
         feed += " fma" if self.fma else ""
+        feed += " reduce=last-split" if self.reduce_in_kernel else ""
         return (
             f"{self.block_m}x{self.block_n}x{self.block_k} group_m={self.group_m} "
             f"warps={self.num_warps} stages={self.num_stages} split_k={split}{feed}"
@@ -83,8 +88,8 @@ class MatmulConfig:
 # passed its check at each (format, M), where one config led across the layers.
 FMA_MAX_M = 1  # CUDA-core GEMV (w4a16_gemv.py) for one row: at M = 4 it was 2x slower than M = 1
 FMA_CONFIGS = {  # NF4's (one table look-up per weight) measured slower than its tensor-core path
-    "int4": MatmulConfig(1, 64, 256, 1, num_warps=4, num_stages=1, fma=True, programs_per_sm=4),
-    "int8": MatmulConfig(1, 32, 512, 1, num_warps=4, num_stages=1, fma=True),
+    "int4": MatmulConfig(1, 64, 256, 1, 4, 1, fma=True, programs_per_sm=2, reduce_in_kernel=True),
+    "int8": MatmulConfig(1, 32, 512, 1, 4, 1, fma=True, reduce_in_kernel=True),
 }
 GEMV_MAX_M = 16  # decode and small batches: one BLOCK_M = 16 tensor-core tile holds every row
 GEMV_CONFIGS = {
@@ -110,8 +115,7 @@ DEQUANT_FORMATS = tuple(DEQUANT_MIN_M)
 TARGET_PROGRAMS_PER_SM = 2  # split K until output tiles x splits reach this many programs per SM
 MAX_SPLIT_K = 16  # partials are SPLIT_K x M x N fp32: more splits cost more than they hide
 INTERPRETER_SMS = 2  # what the split-K rule assumes without a GPU (keeps test programs few)
-REDUCE_BLOCK = 1024  # outputs per program of the split-K reduction (REDUCE_IN_KERNEL False)
-REDUCE_IN_KERNEL = True  # the last split of each output tile sums the partials: no second launch
+REDUCE_BLOCK = 1024  # outputs per program of the split-K reduction (second launch)
 MIN_COUNTERS = 1 << 16  # tile counters allocated at once (256 KB): enough for any Llama layer
 
 
@@ -200,8 +204,8 @@ def tile_counters(device: torch.device, num_tiles: int) -> torch.Tensor:
 
 
 def _launch(kernel, x, out, N: int, K: int, weight_args: tuple, constexprs: dict, config, fp_fusion=True):
-    """Plan, allocate the split-K partials if any, launch the matmul (and, with REDUCE_IN_KERNEL
-    False, the reduction)."""
+    """Plan, allocate the split-K partials if any, launch the matmul (and, unless the config
+    reduces in the kernel, the reduction)."""
     M = x.shape[0]
     if M == 0 or N == 0:
         return out
@@ -210,7 +214,7 @@ def _launch(kernel, x, out, N: int, K: int, weight_args: tuple, constexprs: dict
     plan = plan_launch(M, N, K, x.device, config)
     cfg = plan.config
     write_partial = plan.split_k > 1
-    reduce_in_kernel = write_partial and REDUCE_IN_KERNEL
+    reduce_in_kernel = write_partial and cfg.reduce_in_kernel
     partial = (
         torch.empty((plan.split_k, M, N), dtype=torch.float32, device=x.device) if write_partial else out
     )
