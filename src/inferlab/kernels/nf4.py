@@ -40,14 +40,18 @@ and packs them in one instruction, where Triton emits a conversion per value plu
 byte shuffle (whole kernel, sm_90 SASS: 688 instructions with it, 720 without). It puts
 cvt(a) in d's UPPER half, so it gets (lo, hi). Same rounding to nearest even, same bits. The
 interpreter cannot run asm and sm_75 has no x2 conversion (ptxas rejects it), so there a
-portable path converts each value and packs with shift/or. Speed on the card: to be measured.
+portable path converts each value and packs with shift/or. Measured on an H100 (14336 x 4096,
+benchmarks/sweep_nf4_dequant.py, experiment 0007 run 11): fp16 join 53.5, words 54.0, asm 53.7 us
+(a tie); bf16 join 64.5, words 56.0, asm 53.6 us: the asm store is level with the best everywhere
+and removes the join's bf16 slowdown at that size, so it is the default on sm_80+.
 
 Napkin math per output value (b bytes per output): read 1/2 byte of codes + absmax bytes per
 block (nested: 1/64 + 4/16384 of a byte; plain: 4/64), write b -> memory bound. At 14336 x 4096
 fp16 that is 29.4 + 0.9 + 117.4 MB = 148 MB: 37 us at the 3.97 TB/s an H200 copies at.
 Measured there for the join version (CUDA graphs, rotating inputs, triton 3.6): 39.8 us = 93% of
 copy bandwidth, 1.79x bitsandbytes 0.50.2 (71.2 us) on the same inputs; fp16 and bf16 alike.
-The packed version is not measured yet.
+The packed asm version on an H100 (20261127T011113Z): 54.2 us, 91% of that card's measured
+ceiling, 1.40x bitsandbytes (75.9 us); H100 and H200 figures are not comparable.
 
 Tunables: BLOCK_ELEMENTS (outputs per full program) and NUM_WARPS. Supported block sizes: those
 bitsandbytes accepts, 32 .. 4096 (NF4_BLOCKSIZES); the state2 block size may be any positive int.
