@@ -1,0 +1,87 @@
+"""Sweep the int4 wgmma kernel (w4a16_wgmma.py) per Llama-3-8B layer and M, beside cuBLAS bf16 and
+the current default path, on an H100/H200 (sm_90 only).
+
+Same method as sweep_w4a16.py (whose helpers it uses): each config is checked against
+"dequantize, fp32 matmul, round" first, with the exact-weight allowance (this kernel never rounds
+W), then timed as CUDA-graph replays over enough weight copies to exceed 3x the L2.
+
+    python3 benchmarks/sweep_wgmma_int4.py [--m 1,16,32,64] [--layers 4096x14336,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+
+import torch
+from sweep_w4a16 import DTYPE, copies_for, graph_us, make_weights
+
+from inferlab.kernels.w4a16 import LLAMA3_8B_LAYERS, w4a16_matmul
+from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matmul
+
+
+def candidates(m: int) -> list[WgmmaConfig]:
+    if m <= 16:
+        tiles = [(64, 4), (128, 4), (256, 8)]
+    elif m <= 32:
+        tiles = [(64, 4), (128, 4)]
+    else:
+        tiles = [(64, 4), (128, 8)]
+    return [WgmmaConfig(block_n=bn, num_warps=w, programs_per_sm=p) for bn, w in tiles for p in (1, 2, 4)]
+
+
+def wgmma_call(x, qw, config):
+    out = torch.empty(x.shape[0], qw.shape[0], device=x.device, dtype=x.dtype)
+    return int4_wgmma_matmul(x, qw, out, config)
+
+
+def sweep(m: int, k: int, n: int) -> None:
+    call, dense, nbytes, clone = make_weights("int4", n, k)
+    weights = [clone() for _ in range(copies_for(nbytes))]
+    denses = [dense] * 2
+    x = torch.randn(m, k, device="cuda", dtype=DTYPE)
+    want = (x.float() @ dense.float().t()).to(DTYPE).float()
+    budget = 2 * (torch.mm(x, dense.t()).float() - want).abs().max().item()
+    budget += want.abs().max().item() * 2**-8 + 0.016 * want.pow(2).mean().sqrt().item()
+    cublas = graph_us([functools.partial(torch.mm, x, d.t()) for d in denses])
+    default = graph_us([functools.partial(w4a16_matmul, x, q) for q in weights])
+    rows = []
+    for c in candidates(m):
+        try:
+            err = (wgmma_call(x, weights[0], c).float() - want).abs().max().item()
+        except Exception as e:  # a config that does not build
+            print(f"  skip {c.label}: {type(e).__name__}: {str(e).splitlines()[0][:100]}", flush=True)
+            continue
+        if not err <= budget:
+            print(f"  WRONG {c.label}: max error {err:.3g} > {budget:.3g}", flush=True)
+            continue
+        rows.append((graph_us([functools.partial(wgmma_call, x, q, c) for q in weights]), c))
+    rows.sort(key=lambda r: r[0])
+    best_us, best = rows[0] if rows else (math.nan, None)
+    print(
+        f"{k:>5}->{n:<6} M={m:<3} cuBLAS {cublas:6.1f}  default {default:6.1f} ({cublas / default:.2f}x)  "
+        f"wgmma {best_us:6.1f} ({cublas / best_us:.2f}x) {best.label if best else '-'}",
+        flush=True,
+    )
+    print("        top: " + "; ".join(f"{us:.1f} {c.label}" for us, c in rows[:5]), flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--m", default="1,16,32,64")
+    parser.add_argument("--layers", default=",".join(f"{k}x{n}" for k, n, _ in LLAMA3_8B_LAYERS))
+    args = parser.parse_args()
+    if not available(torch.device("cuda")):
+        print("the wgmma kernel needs an sm_90 GPU")
+        return 1
+    print(torch.cuda.get_device_name(), "torch", torch.__version__)
+    for layer in args.layers.split(","):
+        k, n = map(int, layer.split("x"))
+        for m in map(int, args.m.split(",")):
+            sweep(m, k, n)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

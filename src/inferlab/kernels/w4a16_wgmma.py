@@ -1,0 +1,326 @@
+"""int4 weight-only matmul on Hopper's wgmma with the weight unpacked straight into registers.
+
+Why this kernel exists: Triton (tl) chooses every register layout itself. When a dequantized
+weight tile feeds tl.dot, the layout its unpacking produces is never the one the tensor cores
+read, so the compiler moves the whole tile through shared memory each K step (w4a16_kernels.py:
+a store and a load per weight; measured 0.58x cuBLAS at M = 16 on an H200). Gluon, Triton's
+lower-level dialect, lets a kernel state its layouts. Here the packed words are loaded in a
+layout chosen so that, once unpacked, every bf16 value already sits in the register of the thread
+that wgmma reads it from: `convert_layout(..., assert_trivial=True)` proves at compile time that
+no data moves.
+
+The arithmetic, per 32-bit word of 8 nibbles (about 0.9 instructions per weight in SASS):
+
+    (word >> 4s) & 0x000F000F | 0x43004300      one shift, one LOP3 for s = 1..3 (s = 0: no shift)
+
+gives two bf16 values 128 + q (0x4300 is 128.0 and its 7 mantissa bits are worth 1 there; fp16
+uses 0x6400, 1024 + q). Zero point and scale stay out of the inner loop: with one K step per
+quantization group,
+
+    sum_k x_k s (q_k - z) = s (sum_k x_k (C + q_k) - (C + z) sum_k x_k)     C = 128 or 1024
+
+so wgmma multiplies the raw C + q values (exact in bf16) by x, and each step's [BLOCK_N, BLOCK_M]
+result is corrected and scaled once in fp32. W is never rounded to 16 bits, as in the CUDA-core
+GEMV (w4a16_gemv.py): the result is the exact-weight product summed in fp32.
+
+Which nibbles go where. The A operand of wgmma (m64nNk16, A from registers) gives thread (g, t)
+of each warp (g = lane // 4, t = lane % 4) rows g and g + 8 of its 16, and columns 2t, 2t + 1,
+2t + 8, 2t + 9 of each 16-wide K slice, as bf16 pairs (2t, 2t + 1). One LOP3 yields nibbles s
+and s + 4 as one pair. So word t of every 32-wide chunk of K (word rows 4c .. 4c + 3 of
+qweight) is read as
+
+    nibble s, s + 4   ->   logical columns 16b + 8h + 2t + (0, 1)       s = 2b + h
+
+a permutation of the chunk's K positions: physical k = 8t + 4e + 2b + h holds logical
+k' = 16b + 8h + 2t + e. A dot product does not care about the order of its sum as long as both
+sides agree, so x's tile is permuted the same way (in registers, on its way to shared memory)
+and the layout of qweight stays the one every other kernel reads (quant_formats.py).
+
+The same program handles M = 1 to 64 rows of x (wgmma's N = BLOCK_M: 8, 16, 32 or 64, padded
+rows read as zero): the weight is read once per BLOCK_M rows, as on every other path.
+
+Hopper only (sm_90): wgmma does not exist elsewhere, and Triton's interpreter cannot run Gluon.
+tests/test_w4a16_wgmma.py checks the permutation in plain PyTorch on the CPU (`unpack_like_kernel`),
+compiles the kernel for sm_90 there (the trivial conversion is a compile-time assertion), and on
+a GPU checks the kernel against the reference like every other path.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from inferlab.kernels._triton import HAVE_TRITON, triton
+
+if HAVE_TRITON:
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, warpgroup_mma
+
+    # Triton 3.6 calls the CTA barrier thread_barrier; 3.7 renamed it barrier
+    _cta_barrier = gl.barrier if hasattr(gl, "barrier") else gl.thread_barrier
+else:  # pragma: no cover - macOS: the module imports; `available` says no
+    gluon = gl = None
+
+# Magic exponents: 16-bit patterns whose low 4 mantissa bits are worth 1, so C | q reads C + q
+PAIR_MASK = 0x000F000F
+MAGIC = {torch.bfloat16: (0x43004300, 128.0), torch.float16: (0x64006400, 1024.0)}
+SUPPORTED_GROUP_SIZES = (32, 64, 128)  # one K step per group: BLOCK_K = group size
+
+
+@dataclass(frozen=True, slots=True)
+class WgmmaConfig:
+    """A tiling of the wgmma kernel. block_n: outputs per program (64 rows per warp group, more
+    are extra register blocks); block_m: wgmma's N, x rows per program (8 to 64); split_k:
+    programs along K (None: the split rule of _matmul_plan)."""
+
+    block_n: int = 128
+    block_m: int = 16
+    num_warps: int = 4
+    split_k: int | None = None
+    programs_per_sm: int = 2
+
+    @property
+    def label(self) -> str:
+        split = "" if self.split_k is None else f" split{self.split_k}"
+        return f"wgmma {self.block_m}x{self.block_n} w{self.num_warps}{split} x{self.programs_per_sm}/SM"
+
+
+if HAVE_TRITON:
+
+    @gluon.jit
+    def _halves(pairs):
+        """int32 holding two 16-bit values -> (low, high), as the 16-bit type. A register split:
+        ptxas emits no instruction for it."""
+        return gl.inline_asm_elementwise(
+            "mov.b32 {$0, $1}, $2;", "=h,=h,r", [pairs],
+            dtype=(gl.bfloat16, gl.bfloat16), is_pure=True, pack=1,
+        )  # fmt: skip
+
+    @gluon.jit
+    def _halves_f16(pairs):
+        return gl.inline_asm_elementwise(
+            "mov.b32 {$0, $1}, $2;", "=h,=h,r", [pairs],
+            dtype=(gl.float16, gl.float16), is_pure=True, pack=1,
+        )  # fmt: skip
+
+    @gluon.jit
+    def _nibble_pairs(words, shift: gl.constexpr, mask, magic, IS_BF16: gl.constexpr):
+        """Nibbles s and s + 4 of every word (shift = 4s) as a trailing pair of C + q values."""
+        bits = ((words >> shift) & mask) | magic
+        if IS_BF16:
+            lo, hi = _halves(bits)
+        else:
+            lo, hi = _halves_f16(bits)
+        return gl.join(lo, hi)
+
+    @gluon.jit
+    def _unpack_words(words, mask, magic, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
+                      IS_BF16: gl.constexpr):  # fmt: skip
+        """[BLOCK_N, BLOCK_K / 8] words -> [BLOCK_N, BLOCK_K] C + q in logical (permuted) K order."""
+        e0 = _nibble_pairs(words, 0, mask, magic, IS_BF16)  # s = 0: b = 0, h = 0
+        e1 = _nibble_pairs(words, 4, mask, magic, IS_BF16)  # s = 1: b = 0, h = 1
+        e2 = _nibble_pairs(words, 8, mask, magic, IS_BF16)  # s = 2: b = 1, h = 0
+        e3 = _nibble_pairs(words, 12, mask, magic, IS_BF16)  # s = 3: b = 1, h = 1
+        w = gl.join(gl.join(e0, e1), gl.join(e2, e3))  # [n, 4c + t, e, h, b]
+        w = gl.reshape(w, [BLOCK_N, BLOCK_K // 32, 4, 2, 2, 2])  # [n, c, t, e, h, b]
+        w = gl.permute(w, [0, 1, 5, 4, 2, 3])  # [n, c, b, h, t, e]: k' = 16b + 8h + 2t + e
+        return gl.reshape(w, [BLOCK_N, BLOCK_K])
+
+    @gluon.jit
+    def _permute_x(x, BLOCK_M: gl.constexpr, BLOCK_K: gl.constexpr):
+        """x's [BLOCK_M, BLOCK_K] tile from physical k = 8t + 4e + 2b + h to logical k'."""
+        x = gl.reshape(x, [BLOCK_M, BLOCK_K // 32, 4, 2, 2, 2])  # [m, c, t, e, b, h]
+        x = gl.permute(x, [0, 1, 4, 5, 2, 3])  # [m, c, b, h, t, e]
+        return gl.reshape(x, [BLOCK_M, BLOCK_K])
+
+    @gluon.jit
+    def _int4_wgmma_kernel(
+        x_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
+        M, N, K, stride_xm, k_per_split, mask, magic, magic_value,
+        HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, EVEN_N: gl.constexpr,
+        IS_BF16: gl.constexpr,
+        BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr,
+        word_layout: gl.constexpr, x_layout: gl.constexpr, mma_layout: gl.constexpr,
+        a_layout: gl.constexpr, x_smem_layout: gl.constexpr,
+    ):  # fmt: skip
+        """Program (n tile, split): y[:, n tile] (or its split's fp32 partial) for x rows
+        0 .. M - 1 <= BLOCK_M - 1. One K step is one quantization group (BLOCK_K = G)."""
+        pid_n = gl.program_id(0)
+        pid_k = gl.program_id(1)
+        dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
+        offs_n = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, word_layout))
+        offs_w = gl.arange(0, BLOCK_K // 8, layout=gl.SliceLayout(0, word_layout))
+        offs_xm = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, x_layout))
+        offs_xk = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, x_layout))
+        offs_on = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
+        offs_om = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
+        x_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, BLOCK_K], x_smem_layout)
+        acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
+        zero = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
+
+        k_start = pid_k * k_per_split
+        k_end = gl.minimum(k_start + k_per_split, K)
+        k_last = k_end - BLOCK_K
+        n_in = offs_n < N
+        x_rows = x_ptr + offs_xm[:, None].to(gl.int64) * stride_xm + offs_xk[None, :]
+        x_in = offs_xm[:, None] < M
+        word_cols = qweight_ptr + offs_n[:, None] + offs_w[None, :].to(gl.int64) * N
+        # the first step's words and x; each step then fetches the next one's before its math
+        if EVEN_N:
+            words = gl.load(word_cols + (k_start // 8) * N)
+        else:
+            words = gl.load(word_cols + (k_start // 8) * N, mask=n_in[:, None], other=0)
+        x = gl.load(x_rows + k_start, mask=x_in, other=0.0)
+        for k0 in range(k_start, k_end, BLOCK_K):
+            k_next = gl.minimum(k0 + BLOCK_K, k_last)  # the last step re-reads itself: no mask
+            if EVEN_N:
+                next_words = gl.load(word_cols + (k_next // 8) * N)
+            else:
+                next_words = gl.load(word_cols + (k_next // 8) * N, mask=n_in[:, None], other=0)
+            next_x = gl.load(x_rows + k_next, mask=x_in, other=0.0)
+
+            a = gl.convert_layout(
+                _unpack_words(words, mask, magic, BLOCK_N, BLOCK_K, IS_BF16), a_layout,
+                assert_trivial=True,
+            )  # fmt: skip
+            x_sum = gl.convert_layout(gl.sum(x.to(gl.float32), axis=1), gl.SliceLayout(0, mma_layout))
+            _cta_barrier()  # every warp is done reading the previous step's x tile
+            x_smem.store(_permute_x(x, BLOCK_M, BLOCK_K))
+            fence_async_shared()
+            _cta_barrier()
+            part = warpgroup_mma(a, x_smem.permute([1, 0]), zero, use_acc=False)
+
+            group = k0 // BLOCK_K
+            if EVEN_N:
+                s = gl.load(scales_ptr + group * N + offs_on).to(gl.float32)
+            else:
+                s = gl.load(scales_ptr + group * N + offs_on, mask=offs_on < N, other=0.0).to(gl.float32)
+            if HAS_ZEROS:
+                z = gl.load(zeros_ptr + group * N + offs_on, mask=offs_on < N, other=0).to(gl.float32)
+                offset = z + magic_value
+            else:
+                offset = gl.full([BLOCK_N], 8.0, gl.float32, gl.SliceLayout(1, mma_layout)) + magic_value
+            acc += (part - offset[:, None] * x_sum[None, :]) * s[:, None]
+            words = next_words
+            x = next_x
+
+        out_mask = (offs_om[None, :] < M) & (offs_on[:, None] < N)
+        offs = offs_om[None, :].to(gl.int64) * N + offs_on[:, None]
+        if WRITE_PARTIAL:
+            gl.store(partial_ptr + pid_k.to(gl.int64) * M * N + offs, acc, mask=out_mask)
+        else:
+            gl.store(out_ptr + offs, acc.to(dtype), mask=out_mask)
+
+
+@functools.cache
+def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> dict:
+    """The kernel's layouts as constexpr arguments. The words' layout is the A operand's, read
+    back through the unpacking: lanes t (word within a chunk) and g (row), registers row + 8,
+    the chunks and further 16 x num_warps-row blocks, warps 16-row blocks."""
+    if num_warps not in (4, 8):
+        raise ValueError(f"num_warps must be 4 or 8 (one or two warp groups), not {num_warps}")
+    rows = 16 * num_warps
+    if block_n % rows or block_n & (block_n - 1):
+        raise ValueError(f"block_n must be a power of two and a multiple of {rows}, not {block_n}")
+    if block_m not in (8, 16, 32, 64):
+        raise ValueError(f"block_m must be 8, 16, 32 or 64, not {block_m}")
+    if block_k not in SUPPORTED_GROUP_SIZES:
+        raise ValueError(f"block_k must be one of {SUPPORTED_GROUP_SIZES}, not {block_k}")
+    mma = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, block_m, 16]
+    )
+    a = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=2)
+    regs = [[8, 0]]
+    regs += [[0, 4 << j] for j in range((block_k // 32).bit_length() - 1)]
+    regs += [[rows << j, 0] for j in range((block_n // rows).bit_length() - 1)]
+    word = gl.DistributedLinearLayout(
+        reg_bases=regs,
+        lane_bases=[[0, 1], [0, 2], [1, 0], [2, 0], [4, 0]],
+        warp_bases=[[16 << j, 0] for j in range(num_warps.bit_length() - 1)],
+        block_bases=[],
+        shape=[block_n, block_k // 8],
+    )
+    x = gl.BlockedLayout(
+        size_per_thread=[1, 8], threads_per_warp=[32 * 8 // block_k, block_k // 8],
+        warps_per_cta=[num_warps, 1], order=[1, 0],
+    )  # fmt: skip
+    x_smem = gl.NVMMASharedLayout.get_default_for([block_m, block_k], gl.bfloat16)
+    return dict(word_layout=word, x_layout=x, mma_layout=mma, a_layout=a, x_smem_layout=x_smem)
+
+
+def available(device: torch.device) -> bool:
+    """Whether this kernel can run on `device`: a CUDA sm_90 GPU (wgmma) and Triton with Gluon."""
+    if not HAVE_TRITON or device.type != "cuda":
+        return False
+    return torch.cuda.get_device_capability(device) == (9, 0)
+
+
+def block_m_for(M: int) -> int:
+    """wgmma's N: the smallest of 8, 16, 32, 64 that holds M rows (M <= 64)."""
+    return next(b for b in (8, 16, 32, 64) if M <= b)
+
+
+def unpack_like_kernel(words: torch.Tensor, block_k: int) -> torch.Tensor:
+    """Plain-PyTorch model of `_unpack_words` (without the C offset): [N, K / 8] int32 words ->
+    [N, K] nibble values in the kernel's logical K order, block by block of `block_k`."""
+    n, k8 = words.shape
+    q = torch.stack([(words >> (4 * j)) & 0xF for j in range(8)], dim=-1)  # [n, word, j]
+    # nibble j = 4e + s, s = 2b + h -> [n, c, t, e, b, h]
+    q = q.reshape(n, k8 // 4, 4, 2, 2, 2)
+    return q.permute(0, 1, 4, 5, 2, 3).reshape(n, k8 * 8)
+
+
+def permute_like_kernel(x: torch.Tensor) -> torch.Tensor:
+    """Plain-PyTorch model of `_permute_x`: [M, K] -> [M, K] in the kernel's logical K order."""
+    m, k = x.shape
+    return x.reshape(m, k // 32, 4, 2, 2, 2).permute(0, 1, 4, 5, 2, 3).reshape(m, k)
+
+
+def split_k_for_wgmma(num_tiles: int, k_steps: int, num_sms: int, per_sm: int) -> int:
+    """The fewest splits (a power of two, at most 16 and at most one per K step) that give
+    `per_sm` programs per SM."""
+    split = 1
+    while num_tiles * split < per_sm * num_sms and split * 2 <= min(k_steps, 16):
+        split *= 2
+    return split
+
+
+def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: WgmmaConfig) -> torch.Tensor:
+    """x [M <= 64, K] @ W.T into `out` [M, N] with the wgmma kernel (inputs already validated by
+    w4a16_matmul)."""
+    from inferlab.kernels._matmul_plan import REDUCE_BLOCK, _bf16_by_int, _num_sms
+    from inferlab.kernels._matmul_tiles import _splitk_reduce_kernel
+
+    M, K = x.shape
+    N = out.shape[1]
+    G = qweight.group_size
+    if G not in SUPPORTED_GROUP_SIZES:
+        raise ValueError(f"group_size must be one of {SUPPORTED_GROUP_SIZES}, not {G}")
+    block_m = max(config.block_m, block_m_for(M))
+    layouts = kernel_layouts(config.block_n, G, block_m, config.num_warps)
+    num_tiles = triton.cdiv(N, config.block_n)
+    k_steps = K // G
+    sms = _num_sms(x.device)
+    split = config.split_k or split_k_for_wgmma(num_tiles, k_steps, sms, config.programs_per_sm)
+    steps_per_split = triton.cdiv(k_steps, min(split, k_steps))
+    split = triton.cdiv(k_steps, steps_per_split)
+    write_partial = split > 1
+    partial = torch.empty((split, M, N), dtype=torch.float32, device=x.device) if write_partial else out
+    mask_bits, magic_value = MAGIC[x.dtype]
+    zeros = qweight.zeros
+    _int4_wgmma_kernel[(num_tiles, split)](
+        x, out, partial, qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros,
+        M, N, K, x.stride(0), steps_per_split * G, PAIR_MASK, mask_bits, magic_value,
+        HAS_ZEROS=zeros is not None, WRITE_PARTIAL=write_partial, EVEN_N=N % config.block_n == 0,
+        IS_BF16=x.dtype == torch.bfloat16,
+        BLOCK_N=config.block_n, BLOCK_K=G, BLOCK_M=block_m, **layouts, num_warps=config.num_warps,
+    )  # fmt: skip
+    if write_partial:
+        numel = M * N
+        _splitk_reduce_kernel[(triton.cdiv(numel, REDUCE_BLOCK),)](
+            partial, out, numel, split, BLOCK=REDUCE_BLOCK, BF16_BY_INT=_bf16_by_int(x.device)
+        )
+    return out

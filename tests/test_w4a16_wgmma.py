@@ -1,0 +1,174 @@
+"""w4a16_wgmma: the int4 kernel whose unpacked nibbles land straight in wgmma's A registers.
+
+Without a GPU: the K permutation it relies on, in plain PyTorch (`unpack_like_kernel`,
+`permute_like_kernel`), and the kernel compiled for sm_90 (where a non-trivial layout
+conversion is a compile error). On an sm_90 GPU: the kernel against the reference."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from inferlab.kernels.quant_formats import pack_int4_along_k, quantize_int4, unpack_int4_along_k
+from inferlab.kernels.w4a16 import w4a16_matmul_ref
+from inferlab.kernels.w4a16_wgmma import (
+    MAGIC,
+    PAIR_MASK,
+    WgmmaConfig,
+    available,
+    block_m_for,
+    int4_wgmma_matmul,
+    permute_like_kernel,
+    unpack_like_kernel,
+)
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------- the permutation, no GPU
+def test_permuted_k_order_gives_the_same_dot_products():
+    q = torch.randint(0, 16, (256, 24), generator=_gen(0))  # [K, N]
+    words = pack_int4_along_k(q)  # [K / 8, N], the one internal layout
+    x = torch.randn(5, 256, generator=_gen(1), dtype=torch.float64)
+    logical_w = unpack_like_kernel(words.t().contiguous(), 128)  # [N, K] in the kernel's order
+    logical_x = permute_like_kernel(x)
+    torch.testing.assert_close(logical_x @ logical_w.double().t(), x @ q.double(), rtol=0, atol=1e-9)
+    # and it is a real permutation, not the identity: the kernel's order differs from memory's
+    assert not torch.equal(logical_w, q.t())
+    assert torch.equal(logical_w.sort(dim=1).values, q.t().sort(dim=1).values)
+
+
+def test_each_thread_reads_its_a_fragment_from_one_word():
+    """wgmma's A fragment (PTX ISA, m64nNk16 with A in registers): thread (g, t) of a warp holds
+    rows g, g + 8 and columns 2t, 2t + 1, 2t + 8, 2t + 9 of every 16-wide K slice. In the
+    kernel's K order, word t of a 32-wide chunk must hold exactly that thread's columns of both
+    slices, and nibbles s, s + 4 (one LOP3) a register's pair (2t + ..., 2t + 1 + ...)."""
+    for t in range(4):
+        word = torch.zeros(1, 4, dtype=torch.int32)
+        word[0, t] = 0x76543210  # nibble j holds j
+        logical = unpack_like_kernel(word, 32)[0]  # [32]: nibble index at each logical column
+        columns = [k for k in range(32) if k % 8 // 2 == t]
+        assert columns == [c + 2 * t for c in (0, 1, 8, 9, 16, 17, 24, 25)]
+        nibbles = logical[columns].tolist()
+        assert sorted(nibbles) == list(range(8)), (t, nibbles)
+        for even in columns[::2]:  # a register's pair: nibble s at the even column, s + 4 next
+            assert logical[even + 1] == logical[even] + 4
+
+
+def test_magic_numbers_read_as_c_plus_q():
+    for dtype, (bits, c) in MAGIC.items():
+        for q in range(16):
+            pair = (q | q << 16) & PAIR_MASK | bits
+            halves = torch.tensor([pair & 0xFFFF, pair >> 16], dtype=torch.int32).to(torch.int16)
+            assert halves.view(dtype).float().tolist() == [c + q, c + q]
+
+
+def test_block_m_for_rows():
+    assert [block_m_for(m) for m in (1, 8, 9, 16, 17, 33, 64)] == [8, 8, 16, 16, 32, 64, 64]
+
+
+# ---------------------------------------------------------------- compiled for sm_90, no GPU
+COMPILE_WGMMA = r"""
+import os, re, subprocess, tempfile
+os.environ.pop("TRITON_INTERPRET", None)
+import torch
+torch.cuda.is_available = lambda: True  # nothing is launched
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.experimental.gluon._runtime import GluonASTSource
+from inferlab.kernels import w4a16_wgmma as WG
+PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+
+def compile_one(bn, g, bm, warps, dt, zeros, even_n):
+    fn = WG._int4_wgmma_kernel
+    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=True, EVEN_N=even_n, IS_BF16=dt == "bf16", BLOCK_N=bn,
+              BLOCK_K=g, BLOCK_M=bm, **WG.kernel_layouts(bn, g, bm, warps))
+    types = dict(x_ptr=f"*{dt}", out_ptr=f"*{dt}", partial_ptr="*fp32", qweight_ptr="*i32",
+                 scales_ptr=f"*{dt}", zeros_ptr="*u8", magic_value="fp32")
+    sig = {p.name: "constexpr" if p.name in cx else types.get(p.name, "i32") for p in fn.params}
+    src = GluonASTSource(fn, sig, constexprs=cx)
+    kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
+        f.write(kernel.asm["ptx"])
+    report = subprocess.run([PTXAS, "-v", "--gpu-name=sm_90a", f.name, "-o", os.devnull],
+                            capture_output=True, text=True).stderr
+    spills = sum(int(n) for n in re.findall(r"(\d+) bytes spill stores", report))
+    print("ROW", bn, g, bm, warps, dt, zeros, even_n, spills, kernel.asm["ptx"].count("wgmma.mma_async"))
+
+compile_one(128, 128, 16, 4, "bf16", True, True)
+compile_one(128, 128, 8, 4, "fp16", False, False)
+compile_one(256, 64, 16, 8, "bf16", True, True)
+compile_one(64, 32, 32, 4, "bf16", True, False)
+compile_one(64, 128, 64, 4, "fp16", True, True)
+"""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the kernel runs for real below")
+def test_kernel_compiles_for_hopper_with_trivial_layout_conversion_and_no_spills():
+    pytest.importorskip("triton.experimental.gluon", reason="this Triton has no Gluon")
+    run = subprocess.run([sys.executable, "-c", COMPILE_WGMMA], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]  # assert_trivial=True: a real conversion fails here
+    rows = [row[1:] for row in map(str.split, run.stdout.splitlines()) if row[:1] == ["ROW"]]
+    assert len(rows) == 5, run.stdout
+    for *config, spills, wgmmas in rows:
+        assert spills == "0", config
+        assert int(wgmmas) > 0, config  # the tensor cores do the multiply-adds
+
+
+def test_config_errors():
+    from inferlab.kernels.w4a16_wgmma import kernel_layouts
+
+    with pytest.raises(ValueError, match="num_warps"):
+        kernel_layouts(128, 128, 16, 2)
+    with pytest.raises(ValueError, match="block_n"):
+        kernel_layouts(96, 128, 16, 4)
+    with pytest.raises(ValueError, match="block_m"):
+        kernel_layouts(128, 128, 12, 4)
+
+
+# ---------------------------------------------------------------- on an sm_90 GPU
+hopper = pytest.mark.skipif(
+    not (torch.cuda.is_available() and available(torch.device("cuda"))), reason="needs an sm_90 GPU"
+)
+
+
+@hopper
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("group_size", [32, 64, 128])
+@pytest.mark.parametrize("symmetric", [False, True], ids=["zeros", "symmetric"])
+@pytest.mark.parametrize(
+    ("m", "k", "n", "config"),
+    [
+        (1, 512, 200, WgmmaConfig()),  # N not a multiple of block_n: masked columns
+        (5, 1024, 384, WgmmaConfig(block_n=64, split_k=4)),
+        (16, 768, 256, WgmmaConfig(block_n=256, num_warps=8)),
+        (33, 512, 128, WgmmaConfig(block_n=64, split_k=1)),
+        (64, 384, 192, WgmmaConfig(block_n=64, split_k=3)),
+    ],
+)
+def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, config):
+    w = torch.randn(n, k, generator=_gen(m + k), device="cpu").cuda()
+    qw = quantize_int4(w, group_size, symmetric=symmetric, scale_dtype=dtype)
+    x = torch.randn(m, k, generator=_gen(n), device="cpu").to("cuda", dtype)
+    out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)  # poisoned
+    got = int4_wgmma_matmul(x, qw, out, config)
+    assert got is out
+    # exact weights summed in fp32 against the reference, which rounds W to 16 bits first
+    want = w4a16_matmul_ref(x, qw).float()
+    exact = x.double() @ _exact_w(qw).t()
+    err = (got.double() - exact).abs().max().item()
+    ref_err = (want.double() - exact).abs().max().item()
+    assert not got.isnan().any()
+    assert err <= 2 * ref_err + 1e-5 * exact.abs().max().item(), (err, ref_err)
+
+
+def _exact_w(qw):
+    q = unpack_int4_along_k(qw.qweight).double()
+    g = qw.group_size
+    z = 8.0 if qw.zeros is None else qw.zeros.double().repeat_interleave(g, dim=0)
+    return ((q - z) * qw.scales.double().repeat_interleave(g, dim=0)).t()
