@@ -22,13 +22,11 @@ from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matm
 
 
 def candidates(m: int) -> list[WgmmaConfig]:
-    if m <= 16:
-        tiles = [(64, 4), (128, 4), (256, 8)]
-    elif m <= 32:
-        tiles = [(64, 4), (128, 4)]
-    else:
-        tiles = [(64, 4), (128, 8)]
-    return [WgmmaConfig(block_n=bn, num_warps=w, programs_per_sm=p) for bn, w in tiles for p in (1, 2, 4)]
+    tiles, per_sm = ([(64, 4), (128, 4)], (1, 2, 4)) if m <= 16 else ([(64, 4)], (1, 2, 4))
+    return [
+        WgmmaConfig(block_n=bn, num_warps=w, programs_per_sm=p, prefetch=ahead)
+        for bn, w in tiles for p in per_sm for ahead in (1, 2)
+    ]  # fmt: skip
 
 
 def wgmma_call(x, qw, config):

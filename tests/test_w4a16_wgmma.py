@@ -84,10 +84,10 @@ from triton.experimental.gluon._runtime import GluonASTSource
 from inferlab.kernels import w4a16_wgmma as WG
 PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
 
-def compile_one(bn, g, bm, warps, dt, zeros, even_n):
+def compile_one(bn, g, bm, warps, dt, zeros, even_n, prefetch=1):
     fn = WG._int4_wgmma_kernel
-    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=True, EVEN_N=even_n, IS_BF16=dt == "bf16", BLOCK_N=bn,
-              BLOCK_K=g, BLOCK_M=bm, **WG.kernel_layouts(bn, g, bm, warps))
+    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=True, EVEN_N=even_n, IS_BF16=dt == "bf16",
+              PREFETCH=prefetch, BLOCK_N=bn, BLOCK_K=g, BLOCK_M=bm, **WG.kernel_layouts(bn, g, bm, warps))
     types = dict(x_ptr=f"*{dt}", out_ptr=f"*{dt}", partial_ptr="*fp32", qweight_ptr="*i32",
                  scales_ptr=f"*{dt}", zeros_ptr="*u8", magic_value="fp32")
     sig = {p.name: "constexpr" if p.name in cx else types.get(p.name, "i32") for p in fn.params}
@@ -101,6 +101,7 @@ def compile_one(bn, g, bm, warps, dt, zeros, even_n):
     print("ROW", bn, g, bm, warps, dt, zeros, even_n, spills, kernel.asm["ptx"].count("wgmma.mma_async"))
 
 compile_one(128, 128, 16, 4, "bf16", True, True)
+compile_one(64, 128, 16, 4, "bf16", True, True, prefetch=2)
 compile_one(128, 128, 8, 4, "fp16", False, False)
 compile_one(256, 64, 16, 8, "bf16", True, True)
 compile_one(64, 32, 32, 4, "bf16", True, False)
@@ -114,7 +115,7 @@ def test_kernel_compiles_for_hopper_with_trivial_layout_conversion_and_no_spills
     run = subprocess.run([sys.executable, "-c", COMPILE_WGMMA], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]  # assert_trivial=True: a real conversion fails here
     rows = [row[1:] for row in map(str.split, run.stdout.splitlines()) if row[:1] == ["ROW"]]
-    assert len(rows) == 5, run.stdout
+    assert len(rows) == 6, run.stdout
     for *config, spills, wgmmas in rows:
         assert spills == "0", config
         assert int(wgmmas) > 0, config  # the tensor cores do the multiply-adds
@@ -145,10 +146,10 @@ hopper = pytest.mark.skipif(
     ("m", "k", "n", "config"),
     [
         (1, 512, 200, WgmmaConfig()),  # N not a multiple of block_n: masked columns
-        (5, 1024, 384, WgmmaConfig(block_n=64, split_k=4)),
+        (5, 1024, 384, WgmmaConfig(block_n=64, split_k=4, prefetch=2)),
         (16, 768, 256, WgmmaConfig(block_n=256, num_warps=8)),
         (33, 512, 128, WgmmaConfig(block_n=64, split_k=1)),
-        (64, 384, 192, WgmmaConfig(block_n=64, split_k=3)),
+        (64, 384, 192, WgmmaConfig(block_n=64, split_k=3, prefetch=2)),
     ],
 )
 def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, config):
@@ -172,3 +173,55 @@ def _exact_w(qw):
     g = qw.group_size
     z = 8.0 if qw.zeros is None else qw.zeros.double().repeat_interleave(g, dim=0)
     return ((q - z) * qw.scales.double().repeat_interleave(g, dim=0)).t()
+
+
+# ---------------------------------------------------------------- the launcher's choice
+@pytest.mark.parametrize(
+    ("m", "fmt", "hopper", "path"),
+    [
+        (1, "int4", True, "fma"),  # one row: the CUDA-core GEMV tied it, and stays
+        (2, "int4", True, "wgmma"),
+        (64, "int4", True, "wgmma"),
+        (65, "int4", True, "tiled"),
+        (16, "int4", False, "gemv"),  # no sm_90: the tl kernels
+        (16, "nf4", True, "gemv"),  # int4 only
+        (16, "int8", True, "gemv"),
+    ],
+)
+def test_choose_path_takes_wgmma_for_int4_on_hopper(monkeypatch, m, fmt, hopper, path):
+    from inferlab.kernels import _matmul_plan
+
+    monkeypatch.setattr(_matmul_plan, "wgmma_available", lambda device: hopper)
+    assert _matmul_plan.choose_path(m, fmt, device=torch.device("cuda")) == path
+    assert _matmul_plan.choose_path(m, fmt) == ("fma" if m == 1 and fmt != "nf4" else _no_device(m))
+
+
+def _no_device(m):
+    return "gemv" if m <= 16 else "tiled"
+
+
+def test_wgmma_config_needs_hopper():
+    from inferlab.kernels.w4a16 import w4a16_matmul
+
+    qw = quantize_int4(torch.randn(64, 256, generator=_gen(3)), 128, scale_dtype=torch.float16)
+    x = torch.randn(4, 256, generator=_gen(4)).half()
+    if available(x.device):  # pragma: no cover - a CPU tensor is never on an sm_90 GPU
+        pytest.skip("unreachable")
+    with pytest.raises(ValueError, match="sm_90"):
+        w4a16_matmul(x, qw, config=WgmmaConfig())
+
+
+@hopper
+def test_w4a16_matmul_runs_wgmma_from_two_to_64_rows(monkeypatch):
+    from inferlab.kernels import w4a16
+
+    calls = []
+    real = w4a16.int4_wgmma_matmul
+    monkeypatch.setattr(w4a16, "int4_wgmma_matmul", lambda *a: calls.append(a[0].shape[0]) or real(*a))
+    qw = quantize_int4(torch.randn(128, 256, device="cuda"), 128, scale_dtype=torch.bfloat16)
+    for m in (1, 2, 64, 65):
+        w4a16.w4a16_matmul(torch.randn(m, 256, device="cuda", dtype=torch.bfloat16), qw)
+    assert calls == [2, 64]
+    with pytest.raises(ValueError, match="at most 64"):
+        x = torch.randn(65, 256, device="cuda", dtype=torch.bfloat16)
+        w4a16.w4a16_matmul(x, qw, config=WgmmaConfig())

@@ -34,6 +34,8 @@ from inferlab.kernels._matmul_tiles import _splitk_reduce_kernel
 from inferlab.kernels._triton import triton
 from inferlab.kernels.device import select_backend
 from inferlab.kernels.nf4 import _bf16_by_int
+from inferlab.kernels.w4a16_wgmma import WgmmaConfig
+from inferlab.kernels.w4a16_wgmma import available as wgmma_available
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,11 @@ GEMV_CONFIGS = {
     "int8": MatmulConfig(16, 32, 256, 1, num_warps=4, num_stages=4, planes=False),
 }
 GEMV_CONFIG = GEMV_CONFIGS["int4"]
+# int4 from 2 to 64 rows on sm_90: the wgmma kernel whose unpacked nibbles are already wgmma's A
+# registers (w4a16_wgmma.py). Chosen on an H100 (benchmarks/sweep_wgmma_int4.py, 0007 runs 14-15):
+# block_n = 64 led at M = 16, 32, 64 on the large layers; at M = 1 it tied the CUDA-core GEMV.
+WGMMA_MIN_M, WGMMA_MAX_M = 2, 64
+WGMMA_CONFIG = WgmmaConfig(block_n=64, num_warps=4, programs_per_sm=2)
 # (largest M, config) past GEMV_MAX_M, for every format; the whole-tile unpacking led everywhere
 TILED_CONFIGS: tuple[tuple[int | None, MatmulConfig], ...] = (
     (32, MatmulConfig(32, 64, 128, 8, num_warps=4, num_stages=3, swap_ab=True, planes=False)),
@@ -128,13 +135,18 @@ class LaunchPlan:
     grid: tuple[int, int]  # (output tiles, split_k)
 
 
-def choose_path(M: int, fmt: str = "int4", materialize: bool = False) -> str:
+def choose_path(
+    M: int, fmt: str = "int4", materialize: bool = False, device: torch.device | None = None
+) -> str:
     """Path for M rows of x in weight format `fmt` ("int4", "nf4", "int8"): "fma" (CUDA-core GEMV)
-    for one row where the format has one, "gemv" (one 16-row tensor-core tile, split-K) up to
-    GEMV_MAX_M, "dequant" (the whole weight dequantized, then cuBLAS) from the format's
-    DEQUANT_MIN_M when the caller allows `materialize`, else "tiled"."""
+    for one row where the format has one; "wgmma" for int4 from WGMMA_MIN_M to WGMMA_MAX_M rows
+    when `device` is an sm_90 GPU (w4a16_wgmma.py); "gemv" (one 16-row tensor-core tile, split-K)
+    up to GEMV_MAX_M; "dequant" (the whole weight dequantized, then cuBLAS) from the format's
+    DEQUANT_MIN_M when the caller allows `materialize`; else "tiled"."""
     if M <= FMA_MAX_M and fmt in FMA_CONFIGS:
         return "fma"
+    if fmt == "int4" and WGMMA_MIN_M <= M <= WGMMA_MAX_M and device is not None and wgmma_available(device):
+        return "wgmma"
     if materialize and M >= DEQUANT_MIN_M.get(fmt, float("inf")):
         return "dequant"
     return "gemv" if M <= GEMV_MAX_M else "tiled"

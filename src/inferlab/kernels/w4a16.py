@@ -81,6 +81,9 @@ from inferlab.kernels._matmul_plan import (  # noqa: F401
     REDUCE_BLOCK,
     TARGET_PROGRAMS_PER_SM,
     TILED_CONFIGS,
+    WGMMA_CONFIG,
+    WGMMA_MAX_M,
+    WGMMA_MIN_M,
     LaunchPlan,
     MatmulConfig,
     _launch,
@@ -127,6 +130,8 @@ from inferlab.kernels.w4a16_shapes import (  # noqa: F401
     _nf4_inputs,
     nf4_state_of,
 )
+from inferlab.kernels.w4a16_wgmma import WgmmaConfig, int4_wgmma_matmul
+from inferlab.kernels.w4a16_wgmma import available as wgmma_available
 
 ACT_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -178,14 +183,15 @@ def w4a16_matmul(
     qweight: Int4Weight,
     out: torch.Tensor | None = None,
     *,
-    config: MatmulConfig | None = None,
+    config: MatmulConfig | WgmmaConfig | None = None,
     materialize: bool = False,
 ) -> torch.Tensor:
     """x: [M, K] fp16/bf16, qweight: Int4Weight of W [N, K] -> x @ W.T: [M, N] in x's dtype.
 
-    `config` forces a fused kernel's tiling; `materialize=True` lets M >= DEQUANT_MIN_M["int4"]
-    dequantize W once into a bf16/fp16 scratch buffer and call cuBLAS (faster there; costs the
-    buffer, N x K x 2 bytes, for the duration of the call)."""
+    `config` forces a fused kernel's tiling (a WgmmaConfig: the sm_90 wgmma kernel, M <= 64);
+    `materialize=True` lets M >= DEQUANT_MIN_M["int4"] dequantize W once into a bf16/fp16
+    scratch buffer and call cuBLAS (faster there; costs the buffer, N x K x 2 bytes, for the
+    duration of the call)."""
     if not isinstance(qweight, Int4Weight):
         raise TypeError(
             f"qweight must be an Int4Weight (quantize_int4, int4_from_awq or int4_from_gptq make one), "
@@ -207,8 +213,17 @@ def w4a16_matmul(
     _check_on(x.device, **pieces)
     require_contiguous(**pieces)
     out = prepare_out(out, (x.shape[0], N), x)
-    if config is None and choose_path(x.shape[0], "int4", materialize) == "dequant":
+    path = choose_path(x.shape[0], "int4", materialize, x.device)
+    if config is None and path == "dequant":
         return torch.mm(x, int4_weight_t(qweight, x.dtype), out=out)
+    if isinstance(config, WgmmaConfig) or (config is None and path == "wgmma"):
+        if not wgmma_available(x.device):
+            raise ValueError("a WgmmaConfig needs an sm_90 GPU (wgmma): use a MatmulConfig here")
+        if x.shape[0] > WGMMA_MAX_M:
+            raise ValueError(f"the wgmma kernel takes at most {WGMMA_MAX_M} rows of x, not {x.shape[0]}")
+        if x.shape[0] == 0:
+            return out
+        return int4_wgmma_matmul(x, qweight, out, config or WGMMA_CONFIG)
     cfg = config or config_for(x.shape[0])
     if cfg.fma:
         constexprs = dict(GROUP_SIZE=G, HAS_ZEROS=zeros is not None)
@@ -369,7 +384,10 @@ W4A16_SPEC = KernelSpec(
     make_inputs=_int4_inputs,
     bytes_moved=_int4_bytes,
     baselines=("cublas-bf16", "torch-int4pack", "inferlab-materialize"),
-    error_scales_with_rms=_GEMV_ROUNDING,
+    error_scales_with_rms=_GEMV_ROUNDING.replace(
+        "(w4a16_gemv.py) scales",
+        "(w4a16_gemv.py), and from 2 to 64 rows on sm_90 the wgmma kernel (w4a16_wgmma.py), scale",
+    ),
     summary="x @ W.T, W int4 group-wise (g128, zero points) dequantized in registers: split-K GEMV or tiled",
     **_COMMON,
 )

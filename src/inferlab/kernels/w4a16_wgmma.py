@@ -81,11 +81,13 @@ class WgmmaConfig:
     num_warps: int = 4
     split_k: int | None = None
     programs_per_sm: int = 2
+    prefetch: int = 1  # K steps loaded ahead of use (1 or 2)
 
     @property
     def label(self) -> str:
         split = "" if self.split_k is None else f" split{self.split_k}"
-        return f"wgmma {self.block_m}x{self.block_n} w{self.num_warps}{split} x{self.programs_per_sm}/SM"
+        ahead = f" ahead{self.prefetch}"
+        return f"wgmma n{self.block_n} w{self.num_warps}{split} x{self.programs_per_sm}/SM{ahead}"
 
 
 if HAVE_TRITON:
@@ -137,17 +139,36 @@ if HAVE_TRITON:
         return gl.reshape(x, [BLOCK_M, BLOCK_K])
 
     @gluon.jit
+    def _load_step(word_cols, x_rows, x_in, scale_cols, zero_cols, n_in, out_n_in, k0, N,
+                   group, HAS_ZEROS: gl.constexpr, EVEN_N: gl.constexpr):  # fmt: skip
+        """One K step's operands: its words, x tile, scales and zero points (as fp32)."""
+        if EVEN_N:
+            words = gl.load(word_cols + (k0 // 8) * N)
+            s = gl.load(scale_cols + group * N)
+        else:
+            words = gl.load(word_cols + (k0 // 8) * N, mask=n_in[:, None], other=0)
+            s = gl.load(scale_cols + group * N, mask=out_n_in, other=0.0)
+        if HAS_ZEROS:
+            z = gl.load(zero_cols + group * N, mask=out_n_in, other=0).to(gl.float32)
+        else:
+            z = gl.full(s.shape, 8.0, gl.float32, s.type.layout)
+        x = gl.load(x_rows + k0, mask=x_in, other=0.0)
+        return words, x, s.to(gl.float32), z
+
+    @gluon.jit
     def _int4_wgmma_kernel(
         x_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
         M, N, K, stride_xm, k_per_split, mask, magic, magic_value,
         HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, EVEN_N: gl.constexpr,
-        IS_BF16: gl.constexpr,
+        IS_BF16: gl.constexpr, PREFETCH: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr,
         word_layout: gl.constexpr, x_layout: gl.constexpr, mma_layout: gl.constexpr,
         a_layout: gl.constexpr, x_smem_layout: gl.constexpr,
     ):  # fmt: skip
         """Program (n tile, split): y[:, n tile] (or its split's fp32 partial) for x rows
-        0 .. M - 1 <= BLOCK_M - 1. One K step is one quantization group (BLOCK_K = G)."""
+        0 .. M - 1 <= BLOCK_M - 1. One K step is one quantization group (BLOCK_K = G). Every
+        load is issued PREFETCH (1 or 2) steps before its use; x's tile alternates between two
+        shared-memory buffers, so one barrier per step orders its store before wgmma reads it."""
         pid_n = gl.program_id(0)
         pid_k = gl.program_id(1)
         dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
@@ -157,57 +178,52 @@ if HAVE_TRITON:
         offs_xk = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, x_layout))
         offs_on = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
         offs_om = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
-        x_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, BLOCK_K], x_smem_layout)
+        x_smem = gl.allocate_shared_memory(dtype, [2, BLOCK_M, BLOCK_K], x_smem_layout)
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
         zero = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
 
         k_start = pid_k * k_per_split
         k_end = gl.minimum(k_start + k_per_split, K)
-        k_last = k_end - BLOCK_K
+        k_last = k_end - BLOCK_K  # prefetches past the split re-read its last step: no mask
         n_in = offs_n < N
+        out_n_in = offs_on < N
         x_rows = x_ptr + offs_xm[:, None].to(gl.int64) * stride_xm + offs_xk[None, :]
         x_in = offs_xm[:, None] < M
         word_cols = qweight_ptr + offs_n[:, None] + offs_w[None, :].to(gl.int64) * N
-        # the first step's words and x; each step then fetches the next one's before its math
-        if EVEN_N:
-            words = gl.load(word_cols + (k_start // 8) * N)
-        else:
-            words = gl.load(word_cols + (k_start // 8) * N, mask=n_in[:, None], other=0)
-        x = gl.load(x_rows + k_start, mask=x_in, other=0.0)
+        scale_cols = scales_ptr + offs_on
+        zero_cols = zeros_ptr + offs_on
+        words, x, s, z = _load_step(word_cols, x_rows, x_in, scale_cols, zero_cols, n_in, out_n_in,
+                                    k_start, N, k_start // BLOCK_K, HAS_ZEROS, EVEN_N)  # fmt: skip
+        if PREFETCH == 2:
+            k1 = gl.minimum(k_start + BLOCK_K, k_last)
+            words1, x1, s1, z1 = _load_step(word_cols, x_rows, x_in, scale_cols, zero_cols, n_in,
+                                            out_n_in, k1, N, k1 // BLOCK_K, HAS_ZEROS, EVEN_N)  # fmt: skip
+        buf = 0
         for k0 in range(k_start, k_end, BLOCK_K):
-            k_next = gl.minimum(k0 + BLOCK_K, k_last)  # the last step re-reads itself: no mask
-            if EVEN_N:
-                next_words = gl.load(word_cols + (k_next // 8) * N)
-            else:
-                next_words = gl.load(word_cols + (k_next // 8) * N, mask=n_in[:, None], other=0)
-            next_x = gl.load(x_rows + k_next, mask=x_in, other=0.0)
-
+            k_next = gl.minimum(k0 + PREFETCH * BLOCK_K, k_last)
+            next_words, next_x, next_s, next_z = _load_step(
+                word_cols, x_rows, x_in, scale_cols, zero_cols, n_in, out_n_in, k_next, N,
+                k_next // BLOCK_K, HAS_ZEROS, EVEN_N,
+            )  # fmt: skip
             a = gl.convert_layout(
                 _unpack_words(words, mask, magic, BLOCK_N, BLOCK_K, IS_BF16), a_layout,
                 assert_trivial=True,
             )  # fmt: skip
             x_sum = gl.convert_layout(gl.sum(x.to(gl.float32), axis=1), gl.SliceLayout(0, mma_layout))
-            _cta_barrier()  # every warp is done reading the previous step's x tile
-            x_smem.store(_permute_x(x, BLOCK_M, BLOCK_K))
+            x_tile = x_smem.index(buf)
+            x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K))
             fence_async_shared()
-            _cta_barrier()
-            part = warpgroup_mma(a, x_smem.permute([1, 0]), zero, use_acc=False)
-
-            group = k0 // BLOCK_K
-            if EVEN_N:
-                s = gl.load(scales_ptr + group * N + offs_on).to(gl.float32)
+            _cta_barrier()  # every warp's part of the tile is stored (and the other buffer free)
+            part = warpgroup_mma(a, x_tile.permute([1, 0]), zero, use_acc=False)
+            acc += (part - (z + magic_value)[:, None] * x_sum[None, :]) * s[:, None]
+            buf ^= 1
+            if PREFETCH == 2:
+                words, x, s, z = words1, x1, s1, z1
+                words1, x1, s1, z1 = next_words, next_x, next_s, next_z
             else:
-                s = gl.load(scales_ptr + group * N + offs_on, mask=offs_on < N, other=0.0).to(gl.float32)
-            if HAS_ZEROS:
-                z = gl.load(zeros_ptr + group * N + offs_on, mask=offs_on < N, other=0).to(gl.float32)
-                offset = z + magic_value
-            else:
-                offset = gl.full([BLOCK_N], 8.0, gl.float32, gl.SliceLayout(1, mma_layout)) + magic_value
-            acc += (part - offset[:, None] * x_sum[None, :]) * s[:, None]
-            words = next_words
-            x = next_x
+                words, x, s, z = next_words, next_x, next_s, next_z
 
-        out_mask = (offs_om[None, :] < M) & (offs_on[:, None] < N)
+        out_mask = (offs_om[None, :] < M) & out_n_in[:, None]
         offs = offs_om[None, :].to(gl.int64) * N + offs_on[:, None]
         if WRITE_PARTIAL:
             gl.store(partial_ptr + pid_k.to(gl.int64) * M * N + offs, acc, mask=out_mask)
@@ -315,7 +331,7 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
         x, out, partial, qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros,
         M, N, K, x.stride(0), steps_per_split * G, PAIR_MASK, mask_bits, magic_value,
         HAS_ZEROS=zeros is not None, WRITE_PARTIAL=write_partial, EVEN_N=N % config.block_n == 0,
-        IS_BF16=x.dtype == torch.bfloat16,
+        IS_BF16=x.dtype == torch.bfloat16, PREFETCH=config.prefetch,
         BLOCK_N=config.block_n, BLOCK_K=G, BLOCK_M=block_m, **layouts, num_warps=config.num_warps,
     )  # fmt: skip
     if write_partial:
