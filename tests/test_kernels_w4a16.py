@@ -107,7 +107,9 @@ def test_int4_group_sizes_and_tilings(group_size, config, device):
     x = _randn(5, 384, dtype=torch.bfloat16, seed=1, device=device)
     qw = quantize_int4(_randn(24, 384, seed=2, device=device), group_size, scale_dtype=torch.bfloat16)
     got = w4a16_matmul(x, qw, config=config)
-    _assert_close(got, w4a16_matmul_ref(x, qw), torch.bfloat16, with_rms=config is not None and config.fma)
+    # the CUDA-core GEMV and the wgmma kernel (the default here on sm_90) never round W
+    unrounded = config.fma if config else choose_path(5, "int4", device=x.device) == "wgmma"
+    _assert_close(got, w4a16_matmul_ref(x, qw), torch.bfloat16, with_rms=unrounded)
 
 
 @pytest.mark.parametrize(("blocksize", "nested"), [(64, True), (64, False), (32, True), (256, True)])
