@@ -22,10 +22,10 @@ from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matm
 
 
 def candidates(m: int) -> list[WgmmaConfig]:
-    tiles, per_sm = ([(64, 4), (128, 4)], (1, 2, 4)) if m <= 16 else ([(64, 4)], (1, 2, 4))
+    tiles = [(64, 4), (128, 4)] if m <= 32 else [(64, 4), (128, 8)]
     return [
-        WgmmaConfig(block_n=bn, num_warps=w, programs_per_sm=p, prefetch=ahead)
-        for bn, w in tiles for p in per_sm for ahead in (1, 2)
+        WgmmaConfig(block_n=bn, num_warps=w, programs_per_sm=p, prepare_x=prepared)
+        for bn, w in tiles for p in (1, 2, 4) for prepared in (False, True)
     ]  # fmt: skip
 
 

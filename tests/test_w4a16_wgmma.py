@@ -84,11 +84,11 @@ from triton.experimental.gluon._runtime import GluonASTSource
 from inferlab.kernels import w4a16_wgmma as WG
 PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
 
-def compile_one(bn, g, bm, warps, dt, zeros, even_n, prefetch=1):
+def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False):
     fn = WG._int4_wgmma_kernel
     cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=True, EVEN_N=even_n, IS_BF16=dt == "bf16",
-              PREFETCH=prefetch, BLOCK_N=bn, BLOCK_K=g, BLOCK_M=bm, **WG.kernel_layouts(bn, g, bm, warps))
-    types = dict(x_ptr=f"*{dt}", out_ptr=f"*{dt}", partial_ptr="*fp32", qweight_ptr="*i32",
+              X_PREPARED=prepared, BLOCK_N=bn, BLOCK_K=g, BLOCK_M=bm, **WG.kernel_layouts(bn, g, bm, warps))
+    types = dict(x_ptr=f"*{dt}", xsum_ptr="*fp32", out_ptr=f"*{dt}", partial_ptr="*fp32", qweight_ptr="*i32",
                  scales_ptr=f"*{dt}", zeros_ptr="*u8", magic_value="fp32")
     sig = {p.name: "constexpr" if p.name in cx else types.get(p.name, "i32") for p in fn.params}
     src = GluonASTSource(fn, sig, constexprs=cx)
@@ -101,7 +101,7 @@ def compile_one(bn, g, bm, warps, dt, zeros, even_n, prefetch=1):
     print("ROW", bn, g, bm, warps, dt, zeros, even_n, spills, kernel.asm["ptx"].count("wgmma.mma_async"))
 
 compile_one(128, 128, 16, 4, "bf16", True, True)
-compile_one(64, 128, 16, 4, "bf16", True, True, prefetch=2)
+compile_one(64, 128, 32, 4, "bf16", True, True, prepared=True)
 compile_one(128, 128, 8, 4, "fp16", False, False)
 compile_one(256, 64, 16, 8, "bf16", True, True)
 compile_one(64, 32, 32, 4, "bf16", True, False)
@@ -146,10 +146,10 @@ hopper = pytest.mark.skipif(
     ("m", "k", "n", "config"),
     [
         (1, 512, 200, WgmmaConfig()),  # N not a multiple of block_n: masked columns
-        (5, 1024, 384, WgmmaConfig(block_n=64, split_k=4, prefetch=2)),
+        (5, 1024, 384, WgmmaConfig(block_n=64, split_k=4, prepare_x=True)),
         (16, 768, 256, WgmmaConfig(block_n=256, num_warps=8)),
         (33, 512, 128, WgmmaConfig(block_n=64, split_k=1)),
-        (64, 384, 192, WgmmaConfig(block_n=64, split_k=3, prefetch=2)),
+        (64, 384, 192, WgmmaConfig(block_n=64, split_k=3, prepare_x=True)),
     ],
 )
 def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, config):

@@ -52,11 +52,16 @@ from dataclasses import dataclass
 
 import torch
 
-from inferlab.kernels._triton import HAVE_TRITON, triton
+from inferlab.kernels._triton import HAVE_TRITON, tl, triton
 
 if HAVE_TRITON:
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.ampere.async_copy import (
+        async_copy_global_to_shared,
+        commit_group,
+        wait_group,
+    )
     from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, warpgroup_mma
 
     # Triton 3.6 calls the CTA barrier thread_barrier; 3.7 renamed it barrier
@@ -81,13 +86,13 @@ class WgmmaConfig:
     num_warps: int = 4
     split_k: int | None = None
     programs_per_sm: int = 2
-    prefetch: int = 1  # K steps loaded ahead of use (1 or 2)
+    prepare_x: bool = False  # x permuted and summed per group once per call (`prepare_x`)
 
     @property
     def label(self) -> str:
         split = "" if self.split_k is None else f" split{self.split_k}"
-        ahead = f" ahead{self.prefetch}"
-        return f"wgmma n{self.block_n} w{self.num_warps}{split} x{self.programs_per_sm}/SM{ahead}"
+        prepared = " x-prepared" if self.prepare_x else ""
+        return f"wgmma n{self.block_n} w{self.num_warps}{split} x{self.programs_per_sm}/SM{prepared}"
 
 
 if HAVE_TRITON:
@@ -132,6 +137,26 @@ if HAVE_TRITON:
         return gl.reshape(w, [BLOCK_N, BLOCK_K])
 
     @gluon.jit
+    def _rows_in_mma_order(words, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, WARPS: gl.constexpr):
+        """[BLOCK_N, BLOCK_K / 8] words in memory's column order -> in wgmma's row order. A thread
+        loads 2R adjacent columns n (one 8- or 16-byte load); wgmma gives it rows g, g + 8 of each
+        of its R 16-row blocks, so memory n = (w 8 + g) 2R + 2j + h is mma row (16 WARPS) j + 16 w
+        + 8 h + g (w: warp, j: row block, h: upper half). Registers only: no data moves."""
+        R: gl.constexpr = BLOCK_N // (16 * WARPS)
+        w = gl.reshape(words, [WARPS, 8, R, 2, BLOCK_K // 8])  # [w, g, j, h, word]
+        w = gl.permute(w, [2, 0, 3, 1, 4])  # [j, w, h, g, word]
+        return gl.reshape(w, [BLOCK_N, BLOCK_K // 8])
+
+    @gluon.jit
+    def _memory_column(rows, BLOCK_N: gl.constexpr, WARPS: gl.constexpr):
+        """wgmma row -> the column n of W it holds (the inverse of `_rows_in_mma_order`)."""
+        R: gl.constexpr = BLOCK_N // (16 * WARPS)
+        j = rows // (16 * WARPS)
+        w = (rows // 16) % WARPS
+        h = (rows // 8) % 2
+        return (w * 8 + rows % 8) * (2 * R) + 2 * j + h
+
+    @gluon.jit
     def _permute_x(x, BLOCK_M: gl.constexpr, BLOCK_K: gl.constexpr):
         """x's [BLOCK_M, BLOCK_K] tile from physical k = 8t + 4e + 2b + h to logical k'."""
         x = gl.reshape(x, [BLOCK_M, BLOCK_K // 32, 4, 2, 2, 2])  # [m, c, t, e, b, h]
@@ -139,9 +164,11 @@ if HAVE_TRITON:
         return gl.reshape(x, [BLOCK_M, BLOCK_K])
 
     @gluon.jit
-    def _load_step(word_cols, x_rows, x_in, scale_cols, zero_cols, n_in, out_n_in, k0, N,
-                   group, HAS_ZEROS: gl.constexpr, EVEN_N: gl.constexpr):  # fmt: skip
-        """One K step's operands: its words, x tile, scales and zero points (as fp32)."""
+    def _load_step(word_cols, x_rows, x_in, xsum_cols, xsum_in, scale_cols, zero_cols, n_in,
+                   out_n_in, k0, N, M, group, HAS_ZEROS: gl.constexpr, EVEN_N: gl.constexpr,
+                   X_PREPARED: gl.constexpr):  # fmt: skip
+        """One K step's operands: words, x tile, scales and zero points (fp32), and with
+        X_PREPARED the x tile's row sums (fp32; else zeros, summed from the tile in the loop)."""
         if EVEN_N:
             words = gl.load(word_cols + (k0 // 8) * N)
             s = gl.load(scale_cols + group * N)
@@ -152,23 +179,30 @@ if HAVE_TRITON:
             z = gl.load(zero_cols + group * N, mask=out_n_in, other=0).to(gl.float32)
         else:
             z = gl.full(s.shape, 8.0, gl.float32, s.type.layout)
-        x = gl.load(x_rows + k0, mask=x_in, other=0.0)
-        return words, x, s.to(gl.float32), z
+        if X_PREPARED:  # x's tile goes to shared memory by cp.async (the loop issues it)
+            x = gl.zeros([1], gl.float32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0]))
+            x_sum = gl.load(xsum_cols + group * M, mask=xsum_in, other=0.0)
+        else:
+            x = gl.load(x_rows + k0, mask=x_in, other=0.0)
+            x_sum = gl.zeros(xsum_cols.shape, gl.float32, xsum_cols.type.layout)
+        return words, x, x_sum, s.to(gl.float32), z
 
     @gluon.jit
     def _int4_wgmma_kernel(
-        x_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
+        x_ptr, xsum_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
         M, N, K, stride_xm, k_per_split, mask, magic, magic_value,
         HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, EVEN_N: gl.constexpr,
-        IS_BF16: gl.constexpr, PREFETCH: gl.constexpr,
+        IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr,
         word_layout: gl.constexpr, x_layout: gl.constexpr, mma_layout: gl.constexpr,
         a_layout: gl.constexpr, x_smem_layout: gl.constexpr,
     ):  # fmt: skip
         """Program (n tile, split): y[:, n tile] (or its split's fp32 partial) for x rows
-        0 .. M - 1 <= BLOCK_M - 1. One K step is one quantization group (BLOCK_K = G). Every
-        load is issued PREFETCH (1 or 2) steps before its use; x's tile alternates between two
-        shared-memory buffers, so one barrier per step orders its store before wgmma reads it."""
+        0 .. M - 1 <= BLOCK_M - 1. One K step is one quantization group (BLOCK_K = G). Each
+        step's loads are issued one step before their use; x's tile alternates between two
+        shared-memory buffers, so one barrier per step orders its store before wgmma reads it.
+        X_PREPARED: x_ptr is x already in the kernel's K order and xsum_ptr its sums per group
+        ([K / G, M] fp32, `prepare_x`), so the loop only copies x's tile to shared memory."""
         pid_n = gl.program_id(0)
         pid_k = gl.program_id(1)
         dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
@@ -176,7 +210,8 @@ if HAVE_TRITON:
         offs_w = gl.arange(0, BLOCK_K // 8, layout=gl.SliceLayout(0, word_layout))
         offs_xm = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, x_layout))
         offs_xk = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, x_layout))
-        offs_on = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
+        mma_rows = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
+        offs_on = pid_n * BLOCK_N + _memory_column(mma_rows, BLOCK_N, gl.num_warps())
         offs_om = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
         x_smem = gl.allocate_shared_memory(dtype, [2, BLOCK_M, BLOCK_K], x_smem_layout)
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
@@ -184,44 +219,55 @@ if HAVE_TRITON:
 
         k_start = pid_k * k_per_split
         k_end = gl.minimum(k_start + k_per_split, K)
-        k_last = k_end - BLOCK_K  # prefetches past the split re-read its last step: no mask
+        k_last = k_end - BLOCK_K  # the last step's prefetch re-reads it: no mask
         n_in = offs_n < N
         out_n_in = offs_on < N
         x_rows = x_ptr + offs_xm[:, None].to(gl.int64) * stride_xm + offs_xk[None, :]
         x_in = offs_xm[:, None] < M
+        xsum_cols = xsum_ptr + offs_om
+        xsum_in = offs_om < M
         word_cols = qweight_ptr + offs_n[:, None] + offs_w[None, :].to(gl.int64) * N
         scale_cols = scales_ptr + offs_on
         zero_cols = zeros_ptr + offs_on
-        words, x, s, z = _load_step(word_cols, x_rows, x_in, scale_cols, zero_cols, n_in, out_n_in,
-                                    k_start, N, k_start // BLOCK_K, HAS_ZEROS, EVEN_N)  # fmt: skip
-        if PREFETCH == 2:
-            k1 = gl.minimum(k_start + BLOCK_K, k_last)
-            words1, x1, s1, z1 = _load_step(word_cols, x_rows, x_in, scale_cols, zero_cols, n_in,
-                                            out_n_in, k1, N, k1 // BLOCK_K, HAS_ZEROS, EVEN_N)  # fmt: skip
+        words, x, x_sum, s, z = _load_step(
+            word_cols, x_rows, x_in, xsum_cols, xsum_in, scale_cols, zero_cols, n_in, out_n_in,
+            k_start, N, M, k_start // BLOCK_K, HAS_ZEROS, EVEN_N, X_PREPARED,
+        )  # fmt: skip
+        if X_PREPARED:
+            async_copy_global_to_shared(x_smem.index(0), x_rows + k_start, mask=x_in)
+            commit_group()
         buf = 0
         for k0 in range(k_start, k_end, BLOCK_K):
-            k_next = gl.minimum(k0 + PREFETCH * BLOCK_K, k_last)
-            next_words, next_x, next_s, next_z = _load_step(
-                word_cols, x_rows, x_in, scale_cols, zero_cols, n_in, out_n_in, k_next, N,
-                k_next // BLOCK_K, HAS_ZEROS, EVEN_N,
+            k_next = gl.minimum(k0 + BLOCK_K, k_last)
+            next_words, next_x, next_x_sum, next_s, next_z = _load_step(
+                word_cols, x_rows, x_in, xsum_cols, xsum_in, scale_cols, zero_cols, n_in, out_n_in,
+                k_next, N, M, k_next // BLOCK_K, HAS_ZEROS, EVEN_N, X_PREPARED,
             )  # fmt: skip
+            if X_PREPARED:  # the other buffer's last reader, the previous step's wgmma, is done
+                async_copy_global_to_shared(x_smem.index(buf ^ 1), x_rows + k_next, mask=x_in)
+                commit_group()
             a = gl.convert_layout(
-                _unpack_words(words, mask, magic, BLOCK_N, BLOCK_K, IS_BF16), a_layout,
+                _unpack_words(
+                    _rows_in_mma_order(words, BLOCK_N, BLOCK_K, gl.num_warps()), mask, magic, BLOCK_N,
+                    BLOCK_K, IS_BF16,
+                ),
+                a_layout,
                 assert_trivial=True,
             )  # fmt: skip
-            x_sum = gl.convert_layout(gl.sum(x.to(gl.float32), axis=1), gl.SliceLayout(0, mma_layout))
             x_tile = x_smem.index(buf)
-            x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K))
+            if X_PREPARED:
+                wait_group(1)  # this step's tile has landed (the next one may still be in flight)
+            else:
+                x_sum = gl.convert_layout(gl.sum(x.to(gl.float32), axis=1), gl.SliceLayout(0, mma_layout))
+                x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K))
             fence_async_shared()
             _cta_barrier()  # every warp's part of the tile is stored (and the other buffer free)
             part = warpgroup_mma(a, x_tile.permute([1, 0]), zero, use_acc=False)
             acc += (part - (z + magic_value)[:, None] * x_sum[None, :]) * s[:, None]
             buf ^= 1
-            if PREFETCH == 2:
-                words, x, s, z = words1, x1, s1, z1
-                words1, x1, s1, z1 = next_words, next_x, next_s, next_z
-            else:
-                words, x, s, z = next_words, next_x, next_s, next_z
+            words, x, x_sum, s, z = next_words, next_x, next_x_sum, next_s, next_z
+        if X_PREPARED:
+            wait_group(0)  # no copy may land in shared memory after the program ends
 
         out_mask = (offs_om[None, :] < M) & out_n_in[:, None]
         offs = offs_om[None, :].to(gl.int64) * N + offs_on[:, None]
@@ -234,8 +280,9 @@ if HAVE_TRITON:
 @functools.cache
 def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> dict:
     """The kernel's layouts as constexpr arguments. The words' layout is the A operand's, read
-    back through the unpacking: lanes t (word within a chunk) and g (row), registers row + 8,
-    the chunks and further 16 x num_warps-row blocks, warps 16-row blocks."""
+    back through the unpacking and `_rows_in_mma_order`: lanes t (word within a chunk) and g
+    (row), registers the 2R adjacent columns a thread loads at once and the chunks of K, warps
+    blocks of 16R columns."""
     if num_warps not in (4, 8):
         raise ValueError(f"num_warps must be 4 or 8 (one or two warp groups), not {num_warps}")
     rows = 16 * num_warps
@@ -249,13 +296,13 @@ def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> 
         version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, block_m, 16]
     )
     a = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=2)
-    regs = [[8, 0]]
+    per_thread = 2 * (block_n // rows)  # adjacent columns n a thread loads at once (2R)
+    regs = [[1 << j, 0] for j in range(per_thread.bit_length() - 1)]
     regs += [[0, 4 << j] for j in range((block_k // 32).bit_length() - 1)]
-    regs += [[rows << j, 0] for j in range((block_n // rows).bit_length() - 1)]
     word = gl.DistributedLinearLayout(
         reg_bases=regs,
-        lane_bases=[[0, 1], [0, 2], [1, 0], [2, 0], [4, 0]],
-        warp_bases=[[16 << j, 0] for j in range(num_warps.bit_length() - 1)],
+        lane_bases=[[0, 1], [0, 2], [per_thread, 0], [2 * per_thread, 0], [4 * per_thread, 0]],
+        warp_bases=[[8 * per_thread << j, 0] for j in range(num_warps.bit_length() - 1)],
         block_bases=[],
         shape=[block_n, block_k // 8],
     )
@@ -304,6 +351,32 @@ def split_k_for_wgmma(num_tiles: int, k_steps: int, num_sms: int, per_sm: int) -
     return split
 
 
+if HAVE_TRITON:
+
+    @triton.jit
+    def _prepare_x_kernel(x_ptr, x_out_ptr, xsum_ptr, M, K, stride_xm, G: tl.constexpr):
+        """Program (row m, group g): x[m, group] in the wgmma kernel's K order, and its fp32 sum."""
+        m = tl.program_id(0).to(tl.int64)
+        g = tl.program_id(1)
+        k = tl.arange(0, G)  # logical k' = 32c + 16b + 8h + 2t + e, read from physical position:
+        r = k % 32
+        physical = k - r + 8 * (r // 2 % 4) + 4 * (r % 2) + 2 * (r // 16) + r // 8 % 2
+        v = tl.load(x_ptr + m * stride_xm + g * G + physical)
+        tl.store(x_out_ptr + m * K + g * G + k, v)
+        tl.store(xsum_ptr + g * M + m, tl.sum(v.to(tl.float32), axis=0))
+
+
+def prepare_x(x: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [M, K] -> (x in the kernel's K order [M, K], its sums per group [K / G, M] fp32): done
+    once per call, so that each of the kernel's programs copies x's tiles instead of permuting
+    and summing them (at M = 32 that work cost more than the weights' unpacking; 0007 run 17)."""
+    M, K = x.shape
+    x_out = torch.empty((M, K), dtype=x.dtype, device=x.device)
+    sums = torch.empty((K // group_size, M), dtype=torch.float32, device=x.device)
+    _prepare_x_kernel[(M, K // group_size)](x, x_out, sums, M, K, x.stride(0), G=group_size)
+    return x_out, sums
+
+
 def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: WgmmaConfig) -> torch.Tensor:
     """x [M <= 64, K] @ W.T into `out` [M, N] with the wgmma kernel (inputs already validated by
     w4a16_matmul)."""
@@ -325,13 +398,17 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
     split = triton.cdiv(k_steps, steps_per_split)
     write_partial = split > 1
     partial = torch.empty((split, M, N), dtype=torch.float32, device=x.device) if write_partial else out
-    mask_bits, magic_value = MAGIC[x.dtype]
+    magic_bits, magic_value = MAGIC[x.dtype]
     zeros = qweight.zeros
+    x_sums = partial  # any fp32 pointer: unread unless the x is prepared
+    if config.prepare_x:
+        x, x_sums = prepare_x(x, G)
     _int4_wgmma_kernel[(num_tiles, split)](
-        x, out, partial, qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros,
-        M, N, K, x.stride(0), steps_per_split * G, PAIR_MASK, mask_bits, magic_value,
+        x, x_sums, out, partial, qweight.qweight, qweight.scales,
+        qweight.scales if zeros is None else zeros,
+        M, N, K, x.stride(0), steps_per_split * G, PAIR_MASK, magic_bits, magic_value,
         HAS_ZEROS=zeros is not None, WRITE_PARTIAL=write_partial, EVEN_N=N % config.block_n == 0,
-        IS_BF16=x.dtype == torch.bfloat16, PREFETCH=config.prefetch,
+        IS_BF16=x.dtype == torch.bfloat16, X_PREPARED=config.prepare_x,
         BLOCK_N=config.block_n, BLOCK_K=G, BLOCK_M=block_m, **layouts, num_warps=config.num_warps,
     )  # fmt: skip
     if write_partial:
