@@ -91,7 +91,10 @@ def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False):
     types = dict(x_ptr=f"*{dt}", xsum_ptr="*fp32", out_ptr=f"*{dt}", partial_ptr="*fp32", qweight_ptr="*i32",
                  scales_ptr=f"*{dt}", zeros_ptr="*u8", magic_value="fp32")
     sig = {p.name: "constexpr" if p.name in cx else types.get(p.name, "i32") for p in fn.params}
-    src = GluonASTSource(fn, sig, constexprs=cx)
+    # as a launch specializes them: 16-byte aligned pointers, sizes and strides multiples of 16
+    aligned = [i for i, p in enumerate(fn.params)
+               if sig[p.name][0] == "*" or p.name in ("N", "K", "k_per_split", "stride_xm")]
+    src = GluonASTSource(fn, sig, constexprs=cx, attrs={(i,): [["tt.divisibility", 16]] for i in aligned})
     kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
     with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
         f.write(kernel.asm["ptx"])
