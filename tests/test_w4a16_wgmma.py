@@ -60,6 +60,17 @@ def test_each_thread_reads_its_a_fragment_from_one_word():
             assert logical[even + 1] == logical[even] + 4
 
 
+@pytest.mark.parametrize("group_size", [32, 128])
+def test_prepare_x_permutes_and_sums_each_group(group_size, device):
+    from inferlab.kernels.w4a16_wgmma import prepare_x
+
+    x = torch.randn(3, 256, generator=_gen(5)).to(device=device, dtype=torch.float16)
+    permuted, sums = prepare_x(x, group_size)
+    assert torch.equal(permuted, permute_like_kernel(x))
+    want = x.float().view(3, 256 // group_size, group_size).sum(-1).t()
+    torch.testing.assert_close(sums, want, rtol=1e-6, atol=1e-5)
+
+
 def test_magic_numbers_read_as_c_plus_q():
     for dtype, (bits, c) in MAGIC.items():
         for q in range(16):

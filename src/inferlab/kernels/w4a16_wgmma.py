@@ -180,11 +180,11 @@ if HAVE_TRITON:
         else:
             z = gl.full(s.shape, 8.0, gl.float32, s.type.layout)
         if X_PREPARED:  # x's tile goes to shared memory by cp.async (the loop issues it)
-            x = gl.zeros([1], gl.float32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0]))
+            x = gl.full([1], 0.0, gl.float32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0]))
             x_sum = gl.load(xsum_cols + group * M, mask=xsum_in, other=0.0)
         else:
             x = gl.load(x_rows + k0, mask=x_in, other=0.0)
-            x_sum = gl.zeros(xsum_cols.shape, gl.float32, xsum_cols.type.layout)
+            x_sum = gl.full(xsum_cols.shape, 0.0, gl.float32, xsum_cols.type.layout)
         return words, x, x_sum, s.to(gl.float32), z
 
     @gluon.jit
