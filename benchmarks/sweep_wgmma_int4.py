@@ -23,9 +23,10 @@ from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matm
 
 def candidates(m: int) -> list[WgmmaConfig]:
     tiles = [(64, 4), (128, 4)] if m <= 32 else [(64, 4), (128, 8)]
+    prepared = (False, True) if m > 1 else (False,)
     return [
-        WgmmaConfig(block_n=bn, num_warps=w, programs_per_sm=p, prepare_x=prepared)
-        for bn, w in tiles for p in (1, 2, 4) for prepared in (False, True)
+        WgmmaConfig(block_n=bn, num_warps=w, programs_per_sm=p, prepare_x=x, stages=st)
+        for bn, w in tiles for p in (1, 2) for x in prepared for st in (2, 3, 4)
     ]  # fmt: skip
 
 

@@ -95,10 +95,10 @@ from triton.experimental.gluon._runtime import GluonASTSource
 from inferlab.kernels import w4a16_wgmma as WG
 PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
 
-def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False):
+def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False, stages=3):
     fn = WG._int4_wgmma_kernel
     cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=True, EVEN_N=even_n, IS_BF16=dt == "bf16",
-              X_PREPARED=prepared, BLOCK_N=bn, BLOCK_K=g, BLOCK_M=bm, **WG.kernel_layouts(bn, g, bm, warps))
+              X_PREPARED=prepared, STAGES=stages, BLOCK_N=bn, BLOCK_K=g, BLOCK_M=bm, **WG.kernel_layouts(bn, g, bm, warps))
     types = dict(x_ptr=f"*{dt}", xsum_ptr="*fp32", out_ptr=f"*{dt}", partial_ptr="*fp32", qweight_ptr="*i32",
                  scales_ptr=f"*{dt}", zeros_ptr="*u8", magic_value="fp32")
     sig = {p.name: "constexpr" if p.name in cx else types.get(p.name, "i32") for p in fn.params}
@@ -116,10 +116,10 @@ def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False):
 
 compile_one(128, 128, 16, 4, "bf16", True, True)
 compile_one(64, 128, 32, 4, "bf16", True, True, prepared=True)
-compile_one(128, 128, 8, 4, "fp16", False, False)
+compile_one(128, 128, 8, 4, "fp16", False, False, stages=2)
 compile_one(256, 64, 16, 8, "bf16", True, True)
 compile_one(64, 32, 32, 4, "bf16", True, False)
-compile_one(64, 128, 64, 4, "fp16", True, True)
+compile_one(64, 128, 64, 4, "fp16", True, True, prepared=True, stages=4)
 """
 
 
@@ -161,8 +161,8 @@ hopper = pytest.mark.skipif(
     [
         (1, 512, 200, WgmmaConfig()),  # N not a multiple of block_n: masked columns
         (5, 1024, 384, WgmmaConfig(block_n=64, split_k=4, prepare_x=True)),
-        (16, 768, 256, WgmmaConfig(block_n=256, num_warps=8)),
-        (33, 512, 128, WgmmaConfig(block_n=64, split_k=1)),
+        (16, 768, 256, WgmmaConfig(block_n=256, num_warps=8, stages=4)),
+        (33, 512, 128, WgmmaConfig(block_n=64, split_k=1, stages=2)),
         (64, 384, 192, WgmmaConfig(block_n=64, split_k=3, prepare_x=True)),
     ],
 )

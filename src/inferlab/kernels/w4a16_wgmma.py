@@ -87,12 +87,14 @@ class WgmmaConfig:
     split_k: int | None = None
     programs_per_sm: int = 2
     prepare_x: bool = False  # x permuted and summed per group once per call (`prepare_x`)
+    stages: int = 3  # shared-memory slots of the words' cp.async ring (stages - 1 steps ahead)
 
     @property
     def label(self) -> str:
         split = "" if self.split_k is None else f" split{self.split_k}"
         prepared = " x-prepared" if self.prepare_x else ""
-        return f"wgmma n{self.block_n} w{self.num_warps}{split} x{self.programs_per_sm}/SM{prepared}"
+        tiles = f"wgmma n{self.block_n} w{self.num_warps} s{self.stages}"
+        return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}"
 
 
 if HAVE_TRITON:
@@ -164,45 +166,58 @@ if HAVE_TRITON:
         return gl.reshape(x, [BLOCK_M, BLOCK_K])
 
     @gluon.jit
-    def _load_step(word_cols, x_rows, x_in, xsum_cols, xsum_in, scale_cols, zero_cols, n_in,
-                   out_n_in, k0, N, M, group, HAS_ZEROS: gl.constexpr, EVEN_N: gl.constexpr,
+    def _load_step(x_rows, x_in, xsum_cols, xsum_in, scale_cols, zero_cols, out_n_in, k0, N, M,
+                   group, HAS_ZEROS: gl.constexpr, EVEN_N: gl.constexpr,
                    X_PREPARED: gl.constexpr):  # fmt: skip
-        """One K step's operands: words, x tile, scales and zero points (fp32), and with
-        X_PREPARED the x tile's row sums (fp32; else zeros, summed from the tile in the loop)."""
+        """One K step's small operands, loaded a step ahead: scales and zero points (fp32), and
+        x's tile (registers) or, with X_PREPARED, its row sums (fp32)."""
         if EVEN_N:
-            words = gl.load(word_cols + (k0 // 8) * N)
             s = gl.load(scale_cols + group * N)
         else:
-            words = gl.load(word_cols + (k0 // 8) * N, mask=n_in[:, None], other=0)
             s = gl.load(scale_cols + group * N, mask=out_n_in, other=0.0)
         if HAS_ZEROS:
             z = gl.load(zero_cols + group * N, mask=out_n_in, other=0).to(gl.float32)
         else:
             z = gl.full(s.shape, 8.0, gl.float32, s.type.layout)
-        if X_PREPARED:  # x's tile goes to shared memory by cp.async (the loop issues it)
+        if X_PREPARED:  # x's tile goes to shared memory by cp.async, with the words
             x = gl.full([1], 0.0, gl.float32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0]))
             x_sum = gl.load(xsum_cols + group * M, mask=xsum_in, other=0.0)
         else:
             x = gl.load(x_rows + k0, mask=x_in, other=0.0)
             x_sum = gl.full(xsum_cols.shape, 0.0, gl.float32, xsum_cols.type.layout)
-        return words, x, x_sum, s.to(gl.float32), z
+        return x, x_sum, s.to(gl.float32), z
+
+    @gluon.jit
+    def _fetch_stage(w_smem, x_smem, stage, word_cols, n_in, x_rows, x_in, k0, N,
+                     EVEN_N: gl.constexpr, X_PREPARED: gl.constexpr):  # fmt: skip
+        """cp.async one K step's words (and, with X_PREPARED, x's tile) into a ring slot."""
+        if EVEN_N:
+            async_copy_global_to_shared(w_smem.index(stage), word_cols + (k0 // 8) * N)
+        else:
+            async_copy_global_to_shared(w_smem.index(stage), word_cols + (k0 // 8) * N, mask=n_in[:, None])
+        if X_PREPARED:
+            async_copy_global_to_shared(x_smem.index(stage), x_rows + k0, mask=x_in)
+        commit_group()
 
     @gluon.jit
     def _int4_wgmma_kernel(
         x_ptr, xsum_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
         M, N, K, stride_xm, k_per_split, mask, magic, magic_value,
         HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, EVEN_N: gl.constexpr,
-        IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr,
+        IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr, STAGES: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr,
         word_layout: gl.constexpr, x_layout: gl.constexpr, mma_layout: gl.constexpr,
-        a_layout: gl.constexpr, x_smem_layout: gl.constexpr,
+        a_layout: gl.constexpr, x_smem_layout: gl.constexpr, w_smem_layout: gl.constexpr,
     ):  # fmt: skip
         """Program (n tile, split): y[:, n tile] (or its split's fp32 partial) for x rows
-        0 .. M - 1 <= BLOCK_M - 1. One K step is one quantization group (BLOCK_K = G). Each
-        step's loads are issued one step before their use; x's tile alternates between two
-        shared-memory buffers, so one barrier per step orders its store before wgmma reads it.
-        X_PREPARED: x_ptr is x already in the kernel's K order and xsum_ptr its sums per group
-        ([K / G, M] fp32, `prepare_x`), so the loop only copies x's tile to shared memory."""
+        0 .. M - 1 <= BLOCK_M - 1. One K step is one quantization group (BLOCK_K = G).
+
+        The words stream through a ring of STAGES shared-memory slots by cp.async, STAGES - 1
+        steps ahead (bytes in flight, not registers, are what a decode GEMV runs out of); each
+        thread copies and reads back only its own words, so that needs no barrier. Scales and x
+        come a step ahead through registers. X_PREPARED: x_ptr is x already in the kernel's K
+        order and xsum_ptr its sums per group ([K / G, M] fp32, `prepare_x`), and x's tiles ride
+        the ring too. One barrier per step orders x's tile before wgmma reads it."""
         pid_n = gl.program_id(0)
         pid_k = gl.program_id(1)
         dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
@@ -213,13 +228,14 @@ if HAVE_TRITON:
         mma_rows = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
         offs_on = pid_n * BLOCK_N + _memory_column(mma_rows, BLOCK_N, gl.num_warps())
         offs_om = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
-        x_smem = gl.allocate_shared_memory(dtype, [2, BLOCK_M, BLOCK_K], x_smem_layout)
+        w_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N, BLOCK_K // 8], w_smem_layout)
+        x_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, BLOCK_K], x_smem_layout)
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
         zero = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
 
         k_start = pid_k * k_per_split
         k_end = gl.minimum(k_start + k_per_split, K)
-        k_last = k_end - BLOCK_K  # the last step's prefetch re-reads it: no mask
+        k_last = k_end - BLOCK_K  # fetches past the split re-read its last step: no mask
         n_in = offs_n < N
         out_n_in = offs_on < N
         x_rows = x_ptr + offs_xm[:, None].to(gl.int64) * stride_xm + offs_xk[None, :]
@@ -229,23 +245,29 @@ if HAVE_TRITON:
         word_cols = qweight_ptr + offs_n[:, None] + offs_w[None, :].to(gl.int64) * N
         scale_cols = scales_ptr + offs_on
         zero_cols = zeros_ptr + offs_on
-        words, x, x_sum, s, z = _load_step(
-            word_cols, x_rows, x_in, xsum_cols, xsum_in, scale_cols, zero_cols, n_in, out_n_in,
-            k_start, N, M, k_start // BLOCK_K, HAS_ZEROS, EVEN_N, X_PREPARED,
+        for stage in gl.static_range(STAGES - 1):
+            k_fetch = gl.minimum(k_start + stage * BLOCK_K, k_last)
+            _fetch_stage(w_smem, x_smem, stage, word_cols, n_in, x_rows, x_in, k_fetch, N, EVEN_N, X_PREPARED)
+        x, x_sum, s, z = _load_step(
+            x_rows, x_in, xsum_cols, xsum_in, scale_cols, zero_cols, out_n_in, k_start, N, M,
+            k_start // BLOCK_K, HAS_ZEROS, EVEN_N, X_PREPARED,
         )  # fmt: skip
-        if X_PREPARED:
-            async_copy_global_to_shared(x_smem.index(0), x_rows + k_start, mask=x_in)
-            commit_group()
-        buf = 0
+        stage = 0
         for k0 in range(k_start, k_end, BLOCK_K):
             k_next = gl.minimum(k0 + BLOCK_K, k_last)
-            next_words, next_x, next_x_sum, next_s, next_z = _load_step(
-                word_cols, x_rows, x_in, xsum_cols, xsum_in, scale_cols, zero_cols, n_in, out_n_in,
-                k_next, N, M, k_next // BLOCK_K, HAS_ZEROS, EVEN_N, X_PREPARED,
+            next_x, next_x_sum, next_s, next_z = _load_step(
+                x_rows, x_in, xsum_cols, xsum_in, scale_cols, zero_cols, out_n_in, k_next, N, M,
+                k_next // BLOCK_K, HAS_ZEROS, EVEN_N, X_PREPARED,
             )  # fmt: skip
-            if X_PREPARED:  # the other buffer's last reader, the previous step's wgmma, is done
-                async_copy_global_to_shared(x_smem.index(buf ^ 1), x_rows + k_next, mask=x_in)
-                commit_group()
+            # the slot this fetch fills was last read a step ago: this thread's words are in its
+            # registers since, and that step's wgmma (x's tile) has completed
+            k_fetch = gl.minimum(k0 + (STAGES - 1) * BLOCK_K, k_last)
+            fetch_stage = (stage + STAGES - 1) % STAGES
+            _fetch_stage(
+                w_smem, x_smem, fetch_stage, word_cols, n_in, x_rows, x_in, k_fetch, N, EVEN_N, X_PREPARED
+            )
+            wait_group(STAGES - 1)  # this step's copies have landed
+            words = w_smem.index(stage).load(word_layout)
             a = gl.convert_layout(
                 _unpack_words(
                     _rows_in_mma_order(words, BLOCK_N, BLOCK_K, gl.num_warps()), mask, magic, BLOCK_N,
@@ -254,20 +276,17 @@ if HAVE_TRITON:
                 a_layout,
                 assert_trivial=True,
             )  # fmt: skip
-            x_tile = x_smem.index(buf)
-            if X_PREPARED:
-                wait_group(1)  # this step's tile has landed (the next one may still be in flight)
-            else:
+            x_tile = x_smem.index(stage)
+            if not X_PREPARED:
                 x_sum = gl.convert_layout(gl.sum(x.to(gl.float32), axis=1), gl.SliceLayout(0, mma_layout))
                 x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K))
             fence_async_shared()
-            _cta_barrier()  # every warp's part of the tile is stored (and the other buffer free)
+            _cta_barrier()  # every thread's part of x's tile is in shared memory
             part = warpgroup_mma(a, x_tile.permute([1, 0]), zero, use_acc=False)
             acc += (part - (z + magic_value)[:, None] * x_sum[None, :]) * s[:, None]
-            buf ^= 1
-            words, x, x_sum, s, z = next_words, next_x, next_x_sum, next_s, next_z
-        if X_PREPARED:
-            wait_group(0)  # no copy may land in shared memory after the program ends
+            stage = (stage + 1) % STAGES
+            x, x_sum, s, z = next_x, next_x_sum, next_s, next_z
+        wait_group(0)  # no copy may land in shared memory after the program ends
 
         out_mask = (offs_om[None, :] < M) & out_n_in[:, None]
         offs = offs_om[None, :].to(gl.int64) * N + offs_on[:, None]
@@ -311,7 +330,13 @@ def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> 
         warps_per_cta=[num_warps, 1], order=[1, 0],
     )  # fmt: skip
     x_smem = gl.NVMMASharedLayout.get_default_for([block_m, block_k], gl.bfloat16)
-    return dict(word_layout=word, x_layout=x, mma_layout=mma, a_layout=a, x_smem_layout=x_smem)
+    # words: n fastest, as in memory; rows of the slot XOR-swizzled so that the 4 word rows a
+    # warp reads at once fall in different banks
+    w_smem = gl.SwizzledSharedLayout(vec=per_thread, per_phase=1, max_phase=8, order=[0, 1])
+    return dict(
+        word_layout=word, x_layout=x, mma_layout=mma, a_layout=a, x_smem_layout=x_smem,
+        w_smem_layout=w_smem,
+    )  # fmt: skip
 
 
 def available(device: torch.device) -> bool:
@@ -408,7 +433,7 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
         qweight.scales if zeros is None else zeros,
         M, N, K, x.stride(0), steps_per_split * G, PAIR_MASK, magic_bits, magic_value,
         HAS_ZEROS=zeros is not None, WRITE_PARTIAL=write_partial, EVEN_N=N % config.block_n == 0,
-        IS_BF16=x.dtype == torch.bfloat16, X_PREPARED=config.prepare_x,
+        IS_BF16=x.dtype == torch.bfloat16, X_PREPARED=config.prepare_x, STAGES=config.stages,
         BLOCK_N=config.block_n, BLOCK_K=G, BLOCK_M=block_m, **layouts, num_warps=config.num_warps,
     )  # fmt: skip
     if write_partial:
