@@ -98,7 +98,8 @@ PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bi
 def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False, stages=3):
     fn = WG._int4_wgmma_kernel
     cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=True, EVEN_N=even_n, IS_BF16=dt == "bf16",
-              X_PREPARED=prepared, STAGES=stages, BLOCK_N=bn, BLOCK_K=g, BLOCK_M=bm, **WG.kernel_layouts(bn, g, bm, warps))
+              X_PREPARED=prepared, STAGES=stages, BLOCK_N=bn, BLOCK_K=g, BLOCK_M=bm,
+              **WG.kernel_layouts(bn, g, bm, warps))
     types = dict(x_ptr=f"*{dt}", xsum_ptr="*fp32", out_ptr=f"*{dt}", partial_ptr="*fp32", qweight_ptr="*i32",
                  scales_ptr=f"*{dt}", zeros_ptr="*u8", magic_value="fp32")
     sig = {p.name: "constexpr" if p.name in cx else types.get(p.name, "i32") for p in fn.params}
