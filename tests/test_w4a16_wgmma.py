@@ -194,7 +194,8 @@ def _exact_w(qw):
 @pytest.mark.parametrize(
     ("m", "fmt", "hopper", "path"),
     [
-        (1, "int4", True, "fma"),  # one row: the CUDA-core GEMV tied it, and stays
+        (1, "int4", True, "wgmma"),  # faster than the CUDA-core GEMV on an H100 (0007 run 19)
+        (1, "int8", True, "fma"),
         (2, "int4", True, "wgmma"),
         (64, "int4", True, "wgmma"),
         (65, "int4", True, "tiled"),
@@ -226,7 +227,7 @@ def test_wgmma_config_needs_hopper():
 
 
 @hopper
-def test_w4a16_matmul_runs_wgmma_from_two_to_64_rows(monkeypatch):
+def test_w4a16_matmul_runs_wgmma_up_to_64_rows(monkeypatch):
     from inferlab.kernels import w4a16
 
     calls = []
@@ -235,7 +236,7 @@ def test_w4a16_matmul_runs_wgmma_from_two_to_64_rows(monkeypatch):
     qw = quantize_int4(torch.randn(128, 256, device="cuda"), 128, scale_dtype=torch.bfloat16)
     for m in (1, 2, 64, 65):
         w4a16.w4a16_matmul(torch.randn(m, 256, device="cuda", dtype=torch.bfloat16), qw)
-    assert calls == [2, 64]
+    assert calls == [1, 2, 64]
     with pytest.raises(ValueError, match="at most 64"):
         x = torch.randn(65, 256, device="cuda", dtype=torch.bfloat16)
         w4a16.w4a16_matmul(x, qw, config=WgmmaConfig())

@@ -100,11 +100,23 @@ GEMV_CONFIGS = {
     "int8": MatmulConfig(16, 32, 256, 1, num_warps=4, num_stages=4, planes=False),
 }
 GEMV_CONFIG = GEMV_CONFIGS["int4"]
-# int4 from 2 to 64 rows on sm_90: the wgmma kernel whose unpacked nibbles are already wgmma's A
-# registers (w4a16_wgmma.py). Chosen on an H100 (benchmarks/sweep_wgmma_int4.py, 0007 runs 14-15):
-# block_n = 64 led at M = 16, 32, 64 on the large layers; at M = 1 it tied the CUDA-core GEMV.
-WGMMA_MIN_M, WGMMA_MAX_M = 2, 64
-WGMMA_CONFIG = WgmmaConfig(block_n=64, num_warps=4, programs_per_sm=2)
+# int4 up to 64 rows on sm_90: the wgmma kernel whose unpacked nibbles are already wgmma's A
+# registers (w4a16_wgmma.py). Chosen on an H100 (benchmarks/sweep_wgmma_int4.py, 0007 runs 14-19):
+# (largest M, config). From 17 rows, x is permuted and summed once per call (`prepare_x`).
+WGMMA_MIN_M, WGMMA_MAX_M = 1, 64
+WGMMA_CONFIGS: tuple[tuple[int, WgmmaConfig], ...] = (
+    (1, WgmmaConfig(block_n=128, block_m=8, programs_per_sm=2, stages=2)),
+    (16, WgmmaConfig(block_n=128, programs_per_sm=1, stages=2)),
+    (32, WgmmaConfig(block_n=128, block_m=32, programs_per_sm=1, stages=2, prepare_x=True)),
+    (64, WgmmaConfig(block_n=64, block_m=64, programs_per_sm=1, stages=4, prepare_x=True)),
+)
+
+
+def wgmma_config_for(M: int) -> WgmmaConfig:
+    """The wgmma kernel's config for M <= WGMMA_MAX_M rows."""
+    return next(c for max_m, c in WGMMA_CONFIGS if M <= max_m)
+
+
 # (largest M, config) past GEMV_MAX_M, for every format; the whole-tile unpacking led everywhere
 TILED_CONFIGS: tuple[tuple[int | None, MatmulConfig], ...] = (
     (32, MatmulConfig(32, 64, 128, 8, num_warps=4, num_stages=3, swap_ab=True, planes=False)),
@@ -138,15 +150,15 @@ class LaunchPlan:
 def choose_path(
     M: int, fmt: str = "int4", materialize: bool = False, device: torch.device | None = None
 ) -> str:
-    """Path for M rows of x in weight format `fmt` ("int4", "nf4", "int8"): "fma" (CUDA-core GEMV)
-    for one row where the format has one; "wgmma" for int4 from WGMMA_MIN_M to WGMMA_MAX_M rows
-    when `device` is an sm_90 GPU (w4a16_wgmma.py); "gemv" (one 16-row tensor-core tile, split-K)
-    up to GEMV_MAX_M; "dequant" (the whole weight dequantized, then cuBLAS) from the format's
+    """Path for M rows of x in weight format `fmt` ("int4", "nf4", "int8"): int4 takes "wgmma"
+    from WGMMA_MIN_M to WGMMA_MAX_M rows when `device` is an sm_90 GPU (w4a16_wgmma.py); else
+    "fma" (CUDA-core GEMV) for one row where the format has one, "gemv" (one 16-row tensor-core
+    tile, split-K) up to GEMV_MAX_M; "dequant" (the whole weight dequantized, then cuBLAS) from the format's
     DEQUANT_MIN_M when the caller allows `materialize`; else "tiled"."""
-    if M <= FMA_MAX_M and fmt in FMA_CONFIGS:
-        return "fma"
     if fmt == "int4" and WGMMA_MIN_M <= M <= WGMMA_MAX_M and device is not None and wgmma_available(device):
         return "wgmma"
+    if M <= FMA_MAX_M and fmt in FMA_CONFIGS:
+        return "fma"
     if materialize and M >= DEQUANT_MIN_M.get(fmt, float("inf")):
         return "dequant"
     return "gemv" if M <= GEMV_MAX_M else "tiled"

@@ -81,7 +81,7 @@ from inferlab.kernels._matmul_plan import (  # noqa: F401
     REDUCE_BLOCK,
     TARGET_PROGRAMS_PER_SM,
     TILED_CONFIGS,
-    WGMMA_CONFIG,
+    WGMMA_CONFIGS,
     WGMMA_MAX_M,
     WGMMA_MIN_M,
     LaunchPlan,
@@ -91,6 +91,7 @@ from inferlab.kernels._matmul_plan import (  # noqa: F401
     config_for,
     plan_launch,
     split_k_for,
+    wgmma_config_for,
 )
 from inferlab.kernels.nf4 import _validated_args
 from inferlab.kernels.quant_formats import (
@@ -223,7 +224,7 @@ def w4a16_matmul(
             raise ValueError(f"the wgmma kernel takes at most {WGMMA_MAX_M} rows of x, not {x.shape[0]}")
         if x.shape[0] == 0:
             return out
-        return int4_wgmma_matmul(x, qweight, out, config or WGMMA_CONFIG)
+        return int4_wgmma_matmul(x, qweight, out, config or wgmma_config_for(x.shape[0]))
     cfg = config or config_for(x.shape[0])
     if cfg.fma:
         constexprs = dict(GROUP_SIZE=G, HAS_ZEROS=zeros is not None)
