@@ -97,11 +97,11 @@ PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bi
 
 def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False, stages=3):
     fn = WG._int4_wgmma_kernel
-    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=True, EVEN_N=even_n, IS_BF16=dt == "bf16",
-              X_PREPARED=prepared, STAGES=stages, BLOCK_N=bn, BLOCK_K=g, BLOCK_M=bm,
+    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=True, LAST_SPLIT_REDUCES=stages == 2, EVEN_N=even_n,
+              IS_BF16=dt == "bf16", X_PREPARED=prepared, STAGES=stages, BLOCK_N=bn, BLOCK_K=g, BLOCK_M=bm,
               **WG.kernel_layouts(bn, g, bm, warps))
-    types = dict(x_ptr=f"*{dt}", xsum_ptr="*fp32", out_ptr=f"*{dt}", partial_ptr="*fp32", qweight_ptr="*i32",
-                 scales_ptr=f"*{dt}", zeros_ptr="*u8", magic_value="fp32")
+    types = dict(x_ptr=f"*{dt}", xsum_ptr="*fp32", counter_ptr="*i32", out_ptr=f"*{dt}",
+                 partial_ptr="*fp32", qweight_ptr="*i32", scales_ptr=f"*{dt}", zeros_ptr="*u8", magic_value="fp32")
     sig = {p.name: "constexpr" if p.name in cx else types.get(p.name, "i32") for p in fn.params}
     # as a launch specializes them: 16-byte aligned pointers, sizes and strides multiples of 16
     aligned = [i for i, p in enumerate(fn.params)
@@ -160,8 +160,8 @@ hopper = pytest.mark.skipif(
 @pytest.mark.parametrize(
     ("m", "k", "n", "config"),
     [
-        (1, 512, 200, WgmmaConfig()),  # N not a multiple of block_n: masked columns
-        (5, 1024, 384, WgmmaConfig(block_n=64, split_k=4, prepare_x=True)),
+        (1, 512, 200, WgmmaConfig(reduce_in_kernel=True)),  # N not a multiple of block_n: masked columns
+        (5, 1024, 384, WgmmaConfig(block_n=64, split_k=4, prepare_x=True, reduce_in_kernel=True)),
         (16, 768, 256, WgmmaConfig(block_n=256, num_warps=8, stages=4)),
         (33, 512, 128, WgmmaConfig(block_n=64, split_k=1, stages=2)),
         (64, 384, 192, WgmmaConfig(block_n=64, split_k=3, prepare_x=True)),
@@ -240,3 +240,16 @@ def test_w4a16_matmul_runs_wgmma_up_to_64_rows(monkeypatch):
     with pytest.raises(ValueError, match="at most 64"):
         x = torch.randn(65, 256, device="cuda", dtype=torch.bfloat16)
         w4a16.w4a16_matmul(x, qw, config=WgmmaConfig())
+
+
+@hopper
+@pytest.mark.parametrize("m", [1, 16, 40])
+def test_last_split_reduce_gives_the_second_launchs_bits(m):
+    qw = quantize_int4(torch.randn(384, 2048, device="cuda"), 128, scale_dtype=torch.bfloat16)
+    x = torch.randn(m, 2048, device="cuda", dtype=torch.bfloat16)
+    config = WgmmaConfig(block_n=64, split_k=4, prepare_x=m > 16)
+    two = int4_wgmma_matmul(x, qw, torch.empty(m, 384, device="cuda", dtype=x.dtype), config)
+    one_config = WgmmaConfig(block_n=64, split_k=4, prepare_x=m > 16, reduce_in_kernel=True)
+    for _ in range(3):  # the counters are left at zero for the next launch
+        one = int4_wgmma_matmul(x, qw, torch.full_like(two, float("nan")), one_config)
+        assert torch.equal(one, two)

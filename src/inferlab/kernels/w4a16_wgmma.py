@@ -88,13 +88,15 @@ class WgmmaConfig:
     programs_per_sm: int = 2
     prepare_x: bool = False  # x permuted and summed per group once per call (`prepare_x`)
     stages: int = 3  # shared-memory slots of the words' cp.async ring (stages - 1 steps ahead)
+    reduce_in_kernel: bool = False  # split-K summed by each tile's last split (else a 2nd launch)
 
     @property
     def label(self) -> str:
         split = "" if self.split_k is None else f" split{self.split_k}"
         prepared = " x-prepared" if self.prepare_x else ""
+        one_launch = " 1-launch" if self.reduce_in_kernel else ""
         tiles = f"wgmma n{self.block_n} w{self.num_warps} s{self.stages}"
-        return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}"
+        return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}{one_launch}"
 
 
 if HAVE_TRITON:
@@ -201,9 +203,10 @@ if HAVE_TRITON:
 
     @gluon.jit
     def _int4_wgmma_kernel(
-        x_ptr, xsum_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
+        x_ptr, xsum_ptr, out_ptr, partial_ptr, counter_ptr, qweight_ptr, scales_ptr, zeros_ptr,
         M, N, K, stride_xm, k_per_split, mask, magic, magic_value,
-        HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, EVEN_N: gl.constexpr,
+        HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, LAST_SPLIT_REDUCES: gl.constexpr,
+        EVEN_N: gl.constexpr,
         IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr, STAGES: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr,
         word_layout: gl.constexpr, x_layout: gl.constexpr, mma_layout: gl.constexpr,
@@ -292,6 +295,17 @@ if HAVE_TRITON:
         offs = offs_om[None, :].to(gl.int64) * N + offs_on[:, None]
         if WRITE_PARTIAL:
             gl.store(partial_ptr + pid_k.to(gl.int64) * M * N + offs, acc, mask=out_mask)
+            if LAST_SPLIT_REDUCES:  # as _matmul_tiles._reduce_if_last_split: same bits, one launch
+                _cta_barrier()  # every thread's partial stores come before the count
+                arrived = gl.atomic_add(counter_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
+                num_splits = gl.num_programs(1)
+                if arrived == num_splits - 1:
+                    total = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
+                    for split in range(0, num_splits):  # in split order: the same bits every run
+                        total += gl.load(partial_ptr + split * M * N + offs, mask=out_mask, other=0.0,
+                                         cache_modifier=".cg")  # fmt: skip
+                    gl.atomic_xchg(counter_ptr + pid_n, 0)  # zero again for the next launch
+                    gl.store(out_ptr + offs, total.to(dtype), mask=out_mask)
         else:
             gl.store(out_ptr + offs, acc.to(dtype), mask=out_mask)
 
@@ -405,7 +419,7 @@ def prepare_x(x: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Ten
 def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: WgmmaConfig) -> torch.Tensor:
     """x [M <= 64, K] @ W.T into `out` [M, N] with the wgmma kernel (inputs already validated by
     w4a16_matmul)."""
-    from inferlab.kernels._matmul_plan import REDUCE_BLOCK, _bf16_by_int, _num_sms
+    from inferlab.kernels._matmul_plan import REDUCE_BLOCK, _bf16_by_int, _num_sms, tile_counters
     from inferlab.kernels._matmul_tiles import _splitk_reduce_kernel
 
     M, K = x.shape
@@ -422,21 +436,24 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
     steps_per_split = triton.cdiv(k_steps, min(split, k_steps))
     split = triton.cdiv(k_steps, steps_per_split)
     write_partial = split > 1
+    reduce_in_kernel = write_partial and config.reduce_in_kernel
     partial = torch.empty((split, M, N), dtype=torch.float32, device=x.device) if write_partial else out
+    counters = tile_counters(x.device, num_tiles) if reduce_in_kernel else partial
     magic_bits, magic_value = MAGIC[x.dtype]
     zeros = qweight.zeros
     x_sums = partial  # any fp32 pointer: unread unless the x is prepared
     if config.prepare_x:
         x, x_sums = prepare_x(x, G)
     _int4_wgmma_kernel[(num_tiles, split)](
-        x, x_sums, out, partial, qweight.qweight, qweight.scales,
+        x, x_sums, out, partial, counters, qweight.qweight, qweight.scales,
         qweight.scales if zeros is None else zeros,
         M, N, K, x.stride(0), steps_per_split * G, PAIR_MASK, magic_bits, magic_value,
-        HAS_ZEROS=zeros is not None, WRITE_PARTIAL=write_partial, EVEN_N=N % config.block_n == 0,
+        HAS_ZEROS=zeros is not None, WRITE_PARTIAL=write_partial, LAST_SPLIT_REDUCES=reduce_in_kernel,
+        EVEN_N=N % config.block_n == 0,
         IS_BF16=x.dtype == torch.bfloat16, X_PREPARED=config.prepare_x, STAGES=config.stages,
         BLOCK_N=config.block_n, BLOCK_K=G, BLOCK_M=block_m, **layouts, num_warps=config.num_warps,
     )  # fmt: skip
-    if write_partial:
+    if write_partial and not reduce_in_kernel:
         numel = M * N
         _splitk_reduce_kernel[(triton.cdiv(numel, REDUCE_BLOCK),)](
             partial, out, numel, split, BLOCK=REDUCE_BLOCK, BF16_BY_INT=_bf16_by_int(x.device)
