@@ -101,7 +101,8 @@ def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False, stages=3):
               IS_BF16=dt == "bf16", X_PREPARED=prepared, STAGES=stages, BLOCK_N=bn, BLOCK_K=g, BLOCK_M=bm,
               **WG.kernel_layouts(bn, g, bm, warps))
     types = dict(x_ptr=f"*{dt}", xsum_ptr="*fp32", counter_ptr="*i32", out_ptr=f"*{dt}",
-                 partial_ptr="*fp32", qweight_ptr="*i32", scales_ptr=f"*{dt}", zeros_ptr="*u8", magic_value="fp32")
+                 partial_ptr="*fp32", qweight_ptr="*i32", scales_ptr=f"*{dt}", zeros_ptr="*u8",
+                 magic_value="fp32")
     sig = {p.name: "constexpr" if p.name in cx else types.get(p.name, "i32") for p in fn.params}
     # as a launch specializes them: 16-byte aligned pointers, sizes and strides multiples of 16
     aligned = [i for i, p in enumerate(fn.params)
