@@ -89,12 +89,14 @@ class WgmmaConfig:
     prepare_x: bool = False  # x permuted and summed per group once per call (`prepare_x`)
     stages: int = 3  # shared-memory slots of the words' cp.async ring (stages - 1 steps ahead)
     reduce_in_kernel: bool = False  # split-K summed by each tile's last split (else a 2nd launch)
+    k_sub: int | None = None  # K per wgmma within a step (None: the whole step)
 
     @property
     def label(self) -> str:
         split = "" if self.split_k is None else f" split{self.split_k}"
         prepared = " x-prepared" if self.prepare_x else ""
         one_launch = " 1-launch" if self.reduce_in_kernel else ""
+        one_launch += f" ksub{self.k_sub}" if self.k_sub else ""
         tiles = f"wgmma n{self.block_n} w{self.num_warps} s{self.stages}"
         return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}{one_launch}"
 
@@ -208,9 +210,10 @@ if HAVE_TRITON:
         HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, LAST_SPLIT_REDUCES: gl.constexpr,
         EVEN_N: gl.constexpr,
         IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr, STAGES: gl.constexpr,
-        BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr,
-        word_layout: gl.constexpr, x_layout: gl.constexpr, mma_layout: gl.constexpr,
-        a_layout: gl.constexpr, x_smem_layout: gl.constexpr, w_smem_layout: gl.constexpr,
+        BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr, K_SUB: gl.constexpr,
+        word_layout: gl.constexpr, sub_word_layout: gl.constexpr, x_layout: gl.constexpr,
+        mma_layout: gl.constexpr, a_layout: gl.constexpr, x_smem_layout: gl.constexpr,
+        w_smem_layout: gl.constexpr,
     ):  # fmt: skip
         """Program (n tile, split): y[:, n tile] (or its split's fp32 partial) for x rows
         0 .. M - 1 <= BLOCK_M - 1. One K step is one quantization group (BLOCK_K = G).
@@ -234,7 +237,9 @@ if HAVE_TRITON:
         w_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N, BLOCK_K // 8], w_smem_layout)
         x_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, BLOCK_K], x_smem_layout)
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
-        zero = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
+        # each step's product; the last one is dead once folded, so wgmma (use_acc=False) writes
+        # the next into its registers: no zeros held across the loop
+        part = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
 
         k_start = pid_k * k_per_split
         k_end = gl.minimum(k_start + k_per_split, K)
@@ -270,22 +275,27 @@ if HAVE_TRITON:
                 w_smem, x_smem, fetch_stage, word_cols, n_in, x_rows, x_in, k_fetch, N, EVEN_N, X_PREPARED
             )
             wait_group(STAGES - 1)  # this step's copies have landed
-            words = w_smem.index(stage).load(word_layout)
-            a = gl.convert_layout(
-                _unpack_words(
-                    _rows_in_mma_order(words, BLOCK_N, BLOCK_K, gl.num_warps()), mask, magic, BLOCK_N,
-                    BLOCK_K, IS_BF16,
-                ),
-                a_layout,
-                assert_trivial=True,
-            )  # fmt: skip
             x_tile = x_smem.index(stage)
             if not X_PREPARED:
                 x_sum = gl.convert_layout(gl.sum(x.to(gl.float32), axis=1), gl.SliceLayout(0, mma_layout))
                 x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K))
             fence_async_shared()
             _cta_barrier()  # every thread's part of x's tile is in shared memory
-            part = warpgroup_mma(a, x_tile.permute([1, 0]), zero, use_acc=False)
+            # K_SUB-wide pieces, each unpacked after the previous wgmma finished: fewer A
+            # registers live at once (more programs per SM) for a wait per piece
+            for sub in gl.static_range(BLOCK_K // K_SUB):
+                words = w_smem.index(stage).slice(sub * (K_SUB // 8), K_SUB // 8, dim=1)
+                words = words.load(sub_word_layout)
+                a = gl.convert_layout(
+                    _unpack_words(
+                        _rows_in_mma_order(words, BLOCK_N, K_SUB, gl.num_warps()), mask, magic, BLOCK_N,
+                        K_SUB, IS_BF16,
+                    ),
+                    a_layout,
+                    assert_trivial=True,
+                )  # fmt: skip
+                x_piece = x_tile.slice(sub * K_SUB, K_SUB, dim=1).permute([1, 0])
+                part = warpgroup_mma(a, x_piece, part, use_acc=sub > 0)
             acc += (part - (z + magic_value)[:, None] * x_sum[None, :]) * s[:, None]
             stage = (stage + 1) % STAGES
             x, x_sum, s, z = next_x, next_x_sum, next_s, next_z
@@ -310,12 +320,31 @@ if HAVE_TRITON:
             gl.store(out_ptr + offs, acc.to(dtype), mask=out_mask)
 
 
+def _word_layout(block_n: int, block_k: int, num_warps: int):
+    """[block_n, block_k / 8] words: the A operand's layout read back through the unpacking and
+    `_rows_in_mma_order`. Lanes t (word within a chunk) and g (row); registers the 2R adjacent
+    columns a thread loads at once, then the chunks of K; warps blocks of 16R columns. Chunks
+    are the highest register bits, so a narrower block_k is a slice of a wider one's words."""
+    per_thread = 2 * (block_n // (16 * num_warps))  # adjacent columns n a thread reads at once (2R)
+    regs = [[1 << j, 0] for j in range(per_thread.bit_length() - 1)]
+    regs += [[0, 4 << j] for j in range((block_k // 32).bit_length() - 1)]
+    return gl.DistributedLinearLayout(
+        reg_bases=regs,
+        lane_bases=[[0, 1], [0, 2], [per_thread, 0], [2 * per_thread, 0], [4 * per_thread, 0]],
+        warp_bases=[[8 * per_thread << j, 0] for j in range(num_warps.bit_length() - 1)],
+        block_bases=[],
+        shape=[block_n, block_k // 8],
+    )
+
+
 @functools.cache
-def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> dict:
-    """The kernel's layouts as constexpr arguments. The words' layout is the A operand's, read
-    back through the unpacking and `_rows_in_mma_order`: lanes t (word within a chunk) and g
-    (row), registers the 2R adjacent columns a thread loads at once and the chunks of K, warps
-    blocks of 16R columns."""
+def kernel_layouts(
+    block_n: int, block_k: int, block_m: int, num_warps: int, k_sub: int | None = None
+) -> dict:
+    """The kernel's layouts as constexpr arguments: the words as copied (`word_layout`, a K step)
+    and as read back, `k_sub` of K at a time (`sub_word_layout`; each thread reads only the
+    words it copied), x's tile, the wgmma accumulator and A operand, and shared memory."""
+    k_sub = k_sub or block_k
     if num_warps not in (4, 8):
         raise ValueError(f"num_warps must be 4 or 8 (one or two warp groups), not {num_warps}")
     rows = 16 * num_warps
@@ -325,20 +354,12 @@ def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> 
         raise ValueError(f"block_m must be 8, 16, 32 or 64, not {block_m}")
     if block_k not in SUPPORTED_GROUP_SIZES:
         raise ValueError(f"block_k must be one of {SUPPORTED_GROUP_SIZES}, not {block_k}")
+    if k_sub != block_k and k_sub != 64:  # x's tile is sliced for wgmma at 128-byte swizzle atoms
+        raise ValueError(f"k_sub must be 64 or block_k ({block_k}), not {k_sub}")
     mma = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, block_m, 16]
     )
     a = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=2)
-    per_thread = 2 * (block_n // rows)  # adjacent columns n a thread loads at once (2R)
-    regs = [[1 << j, 0] for j in range(per_thread.bit_length() - 1)]
-    regs += [[0, 4 << j] for j in range((block_k // 32).bit_length() - 1)]
-    word = gl.DistributedLinearLayout(
-        reg_bases=regs,
-        lane_bases=[[0, 1], [0, 2], [per_thread, 0], [2 * per_thread, 0], [4 * per_thread, 0]],
-        warp_bases=[[8 * per_thread << j, 0] for j in range(num_warps.bit_length() - 1)],
-        block_bases=[],
-        shape=[block_n, block_k // 8],
-    )
     x = gl.BlockedLayout(
         size_per_thread=[1, 8], threads_per_warp=[32 * 8 // block_k, block_k // 8],
         warps_per_cta=[num_warps, 1], order=[1, 0],
@@ -346,10 +367,12 @@ def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> 
     x_smem = gl.NVMMASharedLayout.get_default_for([block_m, block_k], gl.bfloat16)
     # words: n fastest, as in memory; rows of the slot XOR-swizzled so that the 4 word rows a
     # warp reads at once fall in different banks
+    per_thread = 2 * (block_n // rows)
     w_smem = gl.SwizzledSharedLayout(vec=per_thread, per_phase=1, max_phase=8, order=[0, 1])
     return dict(
-        word_layout=word, x_layout=x, mma_layout=mma, a_layout=a, x_smem_layout=x_smem,
-        w_smem_layout=w_smem,
+        word_layout=_word_layout(block_n, block_k, num_warps),
+        sub_word_layout=_word_layout(block_n, k_sub, num_warps),
+        x_layout=x, mma_layout=mma, a_layout=a, x_smem_layout=x_smem, w_smem_layout=w_smem,
     )  # fmt: skip
 
 
@@ -428,7 +451,8 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
     if G not in SUPPORTED_GROUP_SIZES:
         raise ValueError(f"group_size must be one of {SUPPORTED_GROUP_SIZES}, not {G}")
     block_m = max(config.block_m, block_m_for(M))
-    layouts = kernel_layouts(config.block_n, G, block_m, config.num_warps)
+    k_sub = min(config.k_sub or G, G)
+    layouts = kernel_layouts(config.block_n, G, block_m, config.num_warps, k_sub)
     num_tiles = triton.cdiv(N, config.block_n)
     k_steps = K // G
     sms = _num_sms(x.device)
@@ -451,7 +475,8 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
         HAS_ZEROS=zeros is not None, WRITE_PARTIAL=write_partial, LAST_SPLIT_REDUCES=reduce_in_kernel,
         EVEN_N=N % config.block_n == 0,
         IS_BF16=x.dtype == torch.bfloat16, X_PREPARED=config.prepare_x, STAGES=config.stages,
-        BLOCK_N=config.block_n, BLOCK_K=G, BLOCK_M=block_m, **layouts, num_warps=config.num_warps,
+        BLOCK_N=config.block_n, BLOCK_K=G, BLOCK_M=block_m, K_SUB=k_sub, **layouts,
+        num_warps=config.num_warps,
     )  # fmt: skip
     if write_partial and not reduce_in_kernel:
         numel = M * N
