@@ -130,3 +130,10 @@ def test_lesson_commands(monkeypatch, capsys):
     assert code == 0 and out.startswith("# Lesson 1:")
     code, _, err = run("lesson", "show", "42")
     assert code == 1 and "no lesson 42" in err
+
+
+def test_code_references_reach_definitions_guarded_by_a_module_level_if():
+    # w4a16_wgmma defines its Gluon kernels only `if HAVE_TRITON:`
+    snippet = source.pull("inferlab.kernels.w4a16_wgmma:_unpack_words")
+    assert snippet.text.startswith("@gluon.jit")  # shown flush left
+    assert "def _unpack_words(" in snippet.text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib.machinery
 import importlib.util
+import textwrap
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -75,10 +76,15 @@ def _parse(path: Path) -> tuple[ast.Module, tuple[str, ...]]:
 
 
 def _find(body: list[ast.stmt], names: list[str]) -> ast.stmt | None:
-    """The definition (function, class or assignment) at dotted path `names` in `body`."""
+    """The definition (function, class or assignment) at dotted path `names` in `body`, also
+    inside a module-level `if` (kernels defined only `if HAVE_TRITON:`)."""
     head, rest = names[0], names[1:]
     for node in body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        if isinstance(node, ast.If):
+            found = _find(node.body, names) or _find(node.orelse, names)
+            if found is not None:
+                return found
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             if node.name == head:
                 return node if not rest else _find(node.body, rest)
         elif not rest and isinstance(node, ast.Assign | ast.AnnAssign):
@@ -104,7 +110,8 @@ def pull(ref: str) -> Snippet:
     decorators = getattr(node, "decorator_list", [])
     first = min([node.lineno, *(d.lineno for d in decorators)])
     last = node.end_lineno or node.lineno
-    return Snippet(ref=ref, path=path, first_line=first, lines=lines[first - 1 : last])
+    body = textwrap.dedent("\n".join(lines[first - 1 : last])).split("\n")  # a nested def, flush left
+    return Snippet(ref=ref, path=path, first_line=first, lines=tuple(body))
 
 
 def constant(ref: str) -> object:
