@@ -20,6 +20,11 @@ That is the reference (`*_ref`); path 1 below skips W's rounding and path 4 lets
    packed + 0.9 scales + 0.5 zeros), so ~3.8x over cuBLAS bf16 is the ceiling; what limits a
    kernel first is the ALU work per weight, so this path spends ~2.5 operations on each and
    never rounds W (zero point and scale come off once per 8 weights).
+1b. "wgmma" (int4, M = 1 to 64, sm_90 only): w4a16_wgmma.py, written in Gluon so that the
+   unpacked nibbles land in the registers wgmma reads its A operand from (K read in a permuted
+   order, the same for x); zero point and scale folded once per group into the fp32 result, so
+   W is never rounded. On an H100 it leads every other path here from M = 1 to 64 (0007, runs
+   14-23).
 2. "gemv" (M <= 16): one BLOCK_M = 16 tensor-core tile holds every row of x; a program owns
    BLOCK_N outputs and one split of K (`split_k_for`: few output tiles would leave SMs idle).
 3. "tiled" (M > 16): BLOCK_M x BLOCK_N x BLOCK_K tiles by M (TILED_CONFIGS), GROUP_M ordering so
@@ -42,6 +47,7 @@ way, and cuBLAS sums.
 
 - w4a16_kernels.py: the tensor-core kernel of each format, and how each dequantizes in registers;
 - w4a16_gemv.py: the CUDA-core GEMV for one row of x (int4, int8; NF4's, slower, as an option);
+- w4a16_wgmma.py: int4 on sm_90's wgmma from 1 to 64 rows (Gluon);
 - w4a16_dequant.py: the dequantize-then-cuBLAS path for large M (int4, NF4);
 - _matmul_plan.py: `MatmulConfig`, the config tables, the path, split-K and `_launch`;
 - _matmul_tiles.py: the tile pieces all of them share (program order, x loads, tl.dot, stores);
