@@ -13,7 +13,7 @@ x: [M, K] fp16/bf16 -> y: [M, N] in x's dtype, with W = [N, K] = [out_features, 
 
 That is the reference (`*_ref`); path 1 below skips W's rounding and path 4 lets cuBLAS sum.
 
-## Four paths, chosen by M and format (`choose_path`; measured on an H200, experiment 7)
+## The paths, chosen by M, format and device (`choose_path`; experiment 7)
 
 1. "fma" (M = 1, int4 and int8): a CUDA-core GEMV (w4a16_gemv.py). Decode reads every weight
    once: at M = 1 the 4096 -> 14336 layer reads 117 MB in bf16 but 30.8 MB in int4 g128 (29.4
