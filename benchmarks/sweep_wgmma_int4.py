@@ -22,13 +22,13 @@ from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matm
 
 
 def candidates(m: int) -> list[WgmmaConfig]:
-    """Around the per-M defaults (WGMMA_CONFIGS): tile, programs per SM, stages, K per wgmma,
-    and x prepared once per call or per program."""
+    """Around the per-M defaults (WGMMA_CONFIGS): tile, programs per SM, stages, and x per
+    program, prepared once per call, or prepared and resident in shared memory."""
     tiles = [(64, 4), (128, 4)] if m <= 32 else [(64, 4), (128, 8)]
-    prepared = (False, True) if m > 1 else (False,)
+    xs = [dict(), dict(prepare_x=True), dict(prepare_x=True, x_resident=True)]
     return [
-        WgmmaConfig(block_n=bn, num_warps=w, programs_per_sm=p, prepare_x=x, stages=st, k_sub=ks)
-        for bn, w in tiles for p in (1, 2) for x in prepared for st in (2, 3) for ks in (None, 64)
+        WgmmaConfig(block_n=bn, num_warps=w, programs_per_sm=p, stages=st, **x)
+        for bn, w in tiles for p in (1, 2) for x in xs for st in (2, 3)
     ]  # fmt: skip
 
 

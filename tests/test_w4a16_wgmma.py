@@ -95,11 +95,11 @@ from triton.experimental.gluon._runtime import GluonASTSource
 from inferlab.kernels import w4a16_wgmma as WG
 PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
 
-def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False, stages=3, k_sub=None):
+def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False, stages=3, k_sub=None, x_span=0):
     fn = WG._int4_wgmma_kernel
     cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=True, LAST_SPLIT_REDUCES=stages == 2, EVEN_N=even_n,
               IS_BF16=dt == "bf16", X_PREPARED=prepared, STAGES=stages, BLOCK_N=bn, BLOCK_K=g, BLOCK_M=bm,
-              K_SUB=k_sub or g, **WG.kernel_layouts(bn, g, bm, warps, k_sub))
+              K_SUB=k_sub or g, X_SPAN=x_span, **WG.kernel_layouts(bn, g, bm, warps, k_sub))
     types = dict(x_ptr=f"*{dt}", xsum_ptr="*fp32", counter_ptr="*i32", out_ptr=f"*{dt}",
                  partial_ptr="*fp32", qweight_ptr="*i32", scales_ptr=f"*{dt}", zeros_ptr="*u8",
                  magic_value="fp32")
@@ -117,7 +117,7 @@ def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False, stages=3, k
     print("ROW", bn, g, bm, warps, dt, zeros, even_n, spills, kernel.asm["ptx"].count("wgmma.mma_async"))
 
 compile_one(128, 128, 16, 4, "bf16", True, True, k_sub=64)
-compile_one(64, 128, 32, 4, "bf16", True, True, prepared=True)
+compile_one(64, 128, 32, 4, "bf16", True, True, prepared=True, x_span=512)
 compile_one(128, 128, 8, 4, "fp16", False, False, stages=2)
 compile_one(256, 64, 16, 8, "bf16", True, True)
 compile_one(64, 32, 32, 4, "bf16", True, False)
@@ -163,10 +163,16 @@ hopper = pytest.mark.skipif(
 @pytest.mark.parametrize(
     ("m", "k", "n", "config"),
     [
-        (1, 512, 200, WgmmaConfig(reduce_in_kernel=True)),  # N not a multiple of block_n: masked columns
+        (1, 512, 200, WgmmaConfig(reduce_in_kernel=True)),
+        (
+            3,
+            1024,
+            200,
+            WgmmaConfig(split_k=3, prepare_x=True, x_resident=True),
+        ),  # last split short  # N not a multiple of block_n: masked columns
         (5, 1024, 384, WgmmaConfig(block_n=64, split_k=4, prepare_x=True, reduce_in_kernel=True)),
         (16, 768, 256, WgmmaConfig(block_n=256, num_warps=8, stages=4, k_sub=64)),
-        (33, 512, 128, WgmmaConfig(block_n=64, split_k=1, stages=2)),
+        (33, 512, 128, WgmmaConfig(block_n=64, split_k=1, stages=2, prepare_x=True, x_resident=True)),
         (64, 384, 192, WgmmaConfig(block_n=64, split_k=3, prepare_x=True)),
     ],
 )

@@ -90,6 +90,7 @@ class WgmmaConfig:
     stages: int = 3  # shared-memory slots of the words' cp.async ring (stages - 1 steps ahead)
     reduce_in_kernel: bool = False  # split-K summed by each tile's last split (else a 2nd launch)
     k_sub: int | None = None  # K per wgmma within a step (None: the whole step)
+    x_resident: bool = False  # with prepare_x: the split's x copied to shared memory once
 
     @property
     def label(self) -> str:
@@ -97,6 +98,7 @@ class WgmmaConfig:
         prepared = " x-prepared" if self.prepare_x else ""
         one_launch = " 1-launch" if self.reduce_in_kernel else ""
         one_launch += f" ksub{self.k_sub}" if self.k_sub else ""
+        one_launch += " x-resident" if self.x_resident else ""
         tiles = f"wgmma n{self.block_n} w{self.num_warps} s{self.stages}"
         return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}{one_launch}"
 
@@ -194,7 +196,8 @@ if HAVE_TRITON:
     @gluon.jit
     def _fetch_stage(w_smem, x_smem, stage, word_cols, n_in, x_rows, x_in, k0, N,
                      EVEN_N: gl.constexpr, X_PREPARED: gl.constexpr):  # fmt: skip
-        """cp.async one K step's words (and, with X_PREPARED, x's tile) into a ring slot."""
+        """cp.async one K step's words (and, with X_PREPARED, x's tile: pass False when x is
+        resident) into a ring slot."""
         if EVEN_N:
             async_copy_global_to_shared(w_smem.index(stage), word_cols + (k0 // 8) * N)
         else:
@@ -209,7 +212,7 @@ if HAVE_TRITON:
         M, N, K, stride_xm, k_per_split, mask, magic, magic_value,
         HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, LAST_SPLIT_REDUCES: gl.constexpr,
         EVEN_N: gl.constexpr,
-        IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr, STAGES: gl.constexpr,
+        IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr, STAGES: gl.constexpr, X_SPAN: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr, K_SUB: gl.constexpr,
         word_layout: gl.constexpr, sub_word_layout: gl.constexpr, x_layout: gl.constexpr,
         mma_layout: gl.constexpr, a_layout: gl.constexpr, x_smem_layout: gl.constexpr,
@@ -223,7 +226,9 @@ if HAVE_TRITON:
         thread copies and reads back only its own words, so that needs no barrier. Scales and x
         come a step ahead through registers. X_PREPARED: x_ptr is x already in the kernel's K
         order and xsum_ptr its sums per group ([K / G, M] fp32, `prepare_x`), and x's tiles ride
-        the ring too. One barrier per step orders x's tile before wgmma reads it."""
+        the ring too. One barrier per step orders x's tile before wgmma reads it. X_SPAN > 0 (x
+        prepared): the split's whole x, X_SPAN columns, is copied to shared memory once before
+        the loop, and the loop has no barrier at all."""
         pid_n = gl.program_id(0)
         pid_k = gl.program_id(1)
         dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
@@ -235,7 +240,12 @@ if HAVE_TRITON:
         offs_on = pid_n * BLOCK_N + _memory_column(mma_rows, BLOCK_N, gl.num_warps())
         offs_om = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
         w_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N, BLOCK_K // 8], w_smem_layout)
-        x_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, BLOCK_K], x_smem_layout)
+        X_RESIDENT: gl.constexpr = X_SPAN > 0
+        COPY_X: gl.constexpr = X_PREPARED and not X_RESIDENT  # x's tiles ride the ring
+        if X_RESIDENT:
+            x_smem = gl.allocate_shared_memory(dtype, [X_SPAN // BLOCK_K, BLOCK_M, BLOCK_K], x_smem_layout)
+        else:
+            x_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, BLOCK_K], x_smem_layout)
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
         # each step's product; the last one is dead once folded, so wgmma (use_acc=False) writes
         # the next into its registers: no zeros held across the loop
@@ -253,9 +263,18 @@ if HAVE_TRITON:
         word_cols = qweight_ptr + offs_n[:, None] + offs_w[None, :].to(gl.int64) * N
         scale_cols = scales_ptr + offs_on
         zero_cols = zeros_ptr + offs_on
+        if X_RESIDENT:
+            for step in gl.static_range(X_SPAN // BLOCK_K):
+                k_x = k_start + step * BLOCK_K
+                async_copy_global_to_shared(x_smem.index(step), x_rows + k_x, mask=x_in & (k_x < k_end))
+            commit_group()
         for stage in gl.static_range(STAGES - 1):
             k_fetch = gl.minimum(k_start + stage * BLOCK_K, k_last)
-            _fetch_stage(w_smem, x_smem, stage, word_cols, n_in, x_rows, x_in, k_fetch, N, EVEN_N, X_PREPARED)
+            _fetch_stage(w_smem, x_smem, stage, word_cols, n_in, x_rows, x_in, k_fetch, N, EVEN_N, COPY_X)
+        if X_RESIDENT:
+            wait_group(0)
+            fence_async_shared()
+            _cta_barrier()  # x is in shared memory for the whole loop
         x, x_sum, s, z = _load_step(
             x_rows, x_in, xsum_cols, xsum_in, scale_cols, zero_cols, out_n_in, k_start, N, M,
             k_start // BLOCK_K, HAS_ZEROS, EVEN_N, X_PREPARED,
@@ -272,15 +291,18 @@ if HAVE_TRITON:
             k_fetch = gl.minimum(k0 + (STAGES - 1) * BLOCK_K, k_last)
             fetch_stage = (stage + STAGES - 1) % STAGES
             _fetch_stage(
-                w_smem, x_smem, fetch_stage, word_cols, n_in, x_rows, x_in, k_fetch, N, EVEN_N, X_PREPARED
+                w_smem, x_smem, fetch_stage, word_cols, n_in, x_rows, x_in, k_fetch, N, EVEN_N, COPY_X
             )
             wait_group(STAGES - 1)  # this step's copies have landed
-            x_tile = x_smem.index(stage)
-            if not X_PREPARED:
-                x_sum = gl.convert_layout(gl.sum(x.to(gl.float32), axis=1), gl.SliceLayout(0, mma_layout))
-                x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K))
-            fence_async_shared()
-            _cta_barrier()  # every thread's part of x's tile is in shared memory
+            if X_RESIDENT:
+                x_tile = x_smem.index((k0 - k_start) // BLOCK_K)
+            else:
+                x_tile = x_smem.index(stage)
+                if not X_PREPARED:
+                    x_sum = gl.convert_layout(gl.sum(x.to(gl.float32), axis=1), gl.SliceLayout(0, mma_layout))
+                    x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K))
+                fence_async_shared()
+                _cta_barrier()  # every thread's part of x's tile is in shared memory
             # K_SUB-wide pieces, each unpacked after the previous wgmma finished: fewer A
             # registers live at once (more programs per SM) for a wait per piece
             for sub in gl.static_range(BLOCK_K // K_SUB):
@@ -463,6 +485,8 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
     reduce_in_kernel = write_partial and config.reduce_in_kernel
     partial = torch.empty((split, M, N), dtype=torch.float32, device=x.device) if write_partial else out
     counters = tile_counters(x.device, num_tiles) if reduce_in_kernel else partial
+    # x resident in shared memory: only with x prepared, and only while it fits (64 KB a program)
+    x_resident = config.x_resident and config.prepare_x and block_m * steps_per_split * G * 2 <= 65536
     magic_bits, magic_value = MAGIC[x.dtype]
     zeros = qweight.zeros
     x_sums = partial  # any fp32 pointer: unread unless the x is prepared
@@ -475,6 +499,7 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
         HAS_ZEROS=zeros is not None, WRITE_PARTIAL=write_partial, LAST_SPLIT_REDUCES=reduce_in_kernel,
         EVEN_N=N % config.block_n == 0,
         IS_BF16=x.dtype == torch.bfloat16, X_PREPARED=config.prepare_x, STAGES=config.stages,
+        X_SPAN=steps_per_split * G if x_resident else 0,
         BLOCK_N=config.block_n, BLOCK_K=G, BLOCK_M=block_m, K_SUB=k_sub, **layouts,
         num_warps=config.num_warps,
     )  # fmt: skip
