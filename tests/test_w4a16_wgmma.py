@@ -163,13 +163,8 @@ hopper = pytest.mark.skipif(
 @pytest.mark.parametrize(
     ("m", "k", "n", "config"),
     [
-        (1, 512, 200, WgmmaConfig(reduce_in_kernel=True)),
-        (
-            3,
-            1024,
-            200,
-            WgmmaConfig(split_k=3, prepare_x=True, x_resident=True),
-        ),  # last split short  # N not a multiple of block_n: masked columns
+        (1, 512, 200, WgmmaConfig(reduce_in_kernel=True)),  # N not a multiple of block_n: masked
+        (3, 1024, 200, WgmmaConfig(split_k=3, prepare_x=True, x_resident=True)),  # last split short
         (5, 1024, 384, WgmmaConfig(block_n=64, split_k=4, prepare_x=True, reduce_in_kernel=True)),
         (16, 768, 256, WgmmaConfig(block_n=256, num_warps=8, stages=4, k_sub=64)),
         (33, 512, 128, WgmmaConfig(block_n=64, split_k=1, stages=2, prepare_x=True, x_resident=True)),
