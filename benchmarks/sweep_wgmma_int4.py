@@ -22,13 +22,13 @@ from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matm
 
 
 def candidates(m: int) -> list[WgmmaConfig]:
-    """Around the per-M defaults (WGMMA_CONFIGS): tile, programs per SM, stages, and x per
-    program, prepared once per call, or prepared and resident in shared memory."""
+    """Around the per-M defaults (WGMMA_CONFIGS): tile, programs per SM, stages of the words'
+    ring, and x permuted and summed per program or once per call."""
     tiles = [(64, 4), (128, 4)] if m <= 32 else [(64, 4), (128, 8)]
-    xs = [dict(), dict(prepare_x=True), dict(prepare_x=True, x_resident=True)]
+    prepared = (False, True) if m > 1 else (False,)
     return [
-        WgmmaConfig(block_n=bn, num_warps=w, programs_per_sm=p, stages=st, **x)
-        for bn, w in tiles for p in (1, 2) for x in xs for st in (2, 3)
+        WgmmaConfig(block_n=bn, num_warps=w, programs_per_sm=p, stages=st, prepare_x=x)
+        for bn, w in tiles for p in (1, 2) for x in prepared for st in (2, 3, 4)
     ]  # fmt: skip
 
 

@@ -95,12 +95,12 @@ from triton.experimental.gluon._runtime import GluonASTSource
 from inferlab.kernels import w4a16_wgmma as WG
 PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
 
-def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False, stages=3, k_sub=None, x_span=0):
+def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False, stages=3):
     fn = WG._int4_wgmma_kernel
-    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=True, LAST_SPLIT_REDUCES=stages == 2, EVEN_N=even_n,
+    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=True, EVEN_N=even_n,
               IS_BF16=dt == "bf16", X_PREPARED=prepared, STAGES=stages, BLOCK_N=bn, BLOCK_K=g, BLOCK_M=bm,
-              K_SUB=k_sub or g, X_SPAN=x_span, **WG.kernel_layouts(bn, g, bm, warps, k_sub))
-    types = dict(x_ptr=f"*{dt}", xsum_ptr="*fp32", counter_ptr="*i32", out_ptr=f"*{dt}",
+              **WG.kernel_layouts(bn, g, bm, warps))
+    types = dict(x_ptr=f"*{dt}", xsum_ptr="*fp32", out_ptr=f"*{dt}",
                  partial_ptr="*fp32", qweight_ptr="*i32", scales_ptr=f"*{dt}", zeros_ptr="*u8",
                  magic_value="fp32")
     sig = {p.name: "constexpr" if p.name in cx else types.get(p.name, "i32") for p in fn.params}
@@ -116,8 +116,8 @@ def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False, stages=3, k
     spills = sum(int(n) for n in re.findall(r"(\d+) bytes spill stores", report))
     print("ROW", bn, g, bm, warps, dt, zeros, even_n, spills, kernel.asm["ptx"].count("wgmma.mma_async"))
 
-compile_one(128, 128, 16, 4, "bf16", True, True, k_sub=64)
-compile_one(64, 128, 32, 4, "bf16", True, True, prepared=True, x_span=512)
+compile_one(128, 128, 16, 4, "bf16", True, True)
+compile_one(64, 128, 32, 4, "bf16", True, True, prepared=True)
 compile_one(128, 128, 8, 4, "fp16", False, False, stages=2)
 compile_one(256, 64, 16, 8, "bf16", True, True)
 compile_one(64, 32, 32, 4, "bf16", True, False)
@@ -146,8 +146,6 @@ def test_config_errors():
         kernel_layouts(96, 128, 16, 4)
     with pytest.raises(ValueError, match="block_m"):
         kernel_layouts(128, 128, 12, 4)
-    with pytest.raises(ValueError, match="k_sub"):
-        kernel_layouts(128, 128, 16, 4, 32)
 
 
 # ---------------------------------------------------------------- on an sm_90 GPU
@@ -163,11 +161,11 @@ hopper = pytest.mark.skipif(
 @pytest.mark.parametrize(
     ("m", "k", "n", "config"),
     [
-        (1, 512, 200, WgmmaConfig(reduce_in_kernel=True)),  # N not a multiple of block_n: masked
-        (3, 1024, 200, WgmmaConfig(split_k=3, prepare_x=True, x_resident=True)),  # last split short
-        (5, 1024, 384, WgmmaConfig(block_n=64, split_k=4, prepare_x=True, reduce_in_kernel=True)),
-        (16, 768, 256, WgmmaConfig(block_n=256, num_warps=8, stages=4, k_sub=64)),
-        (33, 512, 128, WgmmaConfig(block_n=64, split_k=1, stages=2, prepare_x=True, x_resident=True)),
+        (1, 512, 200, WgmmaConfig()),  # N not a multiple of block_n: masked columns
+        (3, 1024, 200, WgmmaConfig(split_k=3, prepare_x=True)),  # the last split shorter
+        (5, 1024, 384, WgmmaConfig(block_n=64, split_k=4, prepare_x=True)),
+        (16, 768, 256, WgmmaConfig(block_n=256, num_warps=8, stages=4)),
+        (33, 512, 128, WgmmaConfig(block_n=64, split_k=1, stages=2)),
         (64, 384, 192, WgmmaConfig(block_n=64, split_k=3, prepare_x=True)),
     ],
 )
@@ -244,16 +242,3 @@ def test_w4a16_matmul_runs_wgmma_up_to_64_rows(monkeypatch):
     with pytest.raises(ValueError, match="at most 64"):
         x = torch.randn(65, 256, device="cuda", dtype=torch.bfloat16)
         w4a16.w4a16_matmul(x, qw, config=WgmmaConfig())
-
-
-@hopper
-@pytest.mark.parametrize("m", [1, 16, 40])
-def test_last_split_reduce_gives_the_second_launchs_bits(m):
-    qw = quantize_int4(torch.randn(384, 2048, device="cuda"), 128, scale_dtype=torch.bfloat16)
-    x = torch.randn(m, 2048, device="cuda", dtype=torch.bfloat16)
-    config = WgmmaConfig(block_n=64, split_k=4, prepare_x=m > 16)
-    two = int4_wgmma_matmul(x, qw, torch.empty(m, 384, device="cuda", dtype=x.dtype), config)
-    one_config = WgmmaConfig(block_n=64, split_k=4, prepare_x=m > 16, reduce_in_kernel=True)
-    for _ in range(3):  # the counters are left at zero for the next launch
-        one = int4_wgmma_matmul(x, qw, torch.full_like(two, float("nan")), one_config)
-        assert torch.equal(one, two)

@@ -88,19 +88,13 @@ class WgmmaConfig:
     programs_per_sm: int = 2
     prepare_x: bool = False  # x permuted and summed per group once per call (`prepare_x`)
     stages: int = 3  # shared-memory slots of the words' cp.async ring (stages - 1 steps ahead)
-    reduce_in_kernel: bool = False  # split-K summed by each tile's last split (else a 2nd launch)
-    k_sub: int | None = None  # K per wgmma within a step (None: the whole step)
-    x_resident: bool = False  # with prepare_x: the split's x copied to shared memory once
 
     @property
     def label(self) -> str:
         split = "" if self.split_k is None else f" split{self.split_k}"
         prepared = " x-prepared" if self.prepare_x else ""
-        one_launch = " 1-launch" if self.reduce_in_kernel else ""
-        one_launch += f" ksub{self.k_sub}" if self.k_sub else ""
-        one_launch += " x-resident" if self.x_resident else ""
         tiles = f"wgmma n{self.block_n} w{self.num_warps} s{self.stages}"
-        return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}{one_launch}"
+        return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}"
 
 
 if HAVE_TRITON:
@@ -208,13 +202,12 @@ if HAVE_TRITON:
 
     @gluon.jit
     def _int4_wgmma_kernel(
-        x_ptr, xsum_ptr, out_ptr, partial_ptr, counter_ptr, qweight_ptr, scales_ptr, zeros_ptr,
+        x_ptr, xsum_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
         M, N, K, stride_xm, k_per_split, mask, magic, magic_value,
-        HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, LAST_SPLIT_REDUCES: gl.constexpr,
-        EVEN_N: gl.constexpr,
-        IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr, STAGES: gl.constexpr, X_SPAN: gl.constexpr,
-        BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr, K_SUB: gl.constexpr,
-        word_layout: gl.constexpr, sub_word_layout: gl.constexpr, x_layout: gl.constexpr,
+        HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, EVEN_N: gl.constexpr,
+        IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr, STAGES: gl.constexpr,
+        BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr,
+        word_layout: gl.constexpr, x_layout: gl.constexpr,
         mma_layout: gl.constexpr, a_layout: gl.constexpr, x_smem_layout: gl.constexpr,
         w_smem_layout: gl.constexpr,
     ):  # fmt: skip
@@ -226,9 +219,7 @@ if HAVE_TRITON:
         thread copies and reads back only its own words, so that needs no barrier. Scales and x
         come a step ahead through registers. X_PREPARED: x_ptr is x already in the kernel's K
         order and xsum_ptr its sums per group ([K / G, M] fp32, `prepare_x`), and x's tiles ride
-        the ring too. One barrier per step orders x's tile before wgmma reads it. X_SPAN > 0 (x
-        prepared): the split's whole x, X_SPAN columns, is copied to shared memory once before
-        the loop, and the loop has no barrier at all."""
+        the ring too. One barrier per step orders x's tile before wgmma reads it."""
         pid_n = gl.program_id(0)
         pid_k = gl.program_id(1)
         dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
@@ -240,12 +231,7 @@ if HAVE_TRITON:
         offs_on = pid_n * BLOCK_N + _memory_column(mma_rows, BLOCK_N, gl.num_warps())
         offs_om = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
         w_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N, BLOCK_K // 8], w_smem_layout)
-        X_RESIDENT: gl.constexpr = X_SPAN > 0
-        COPY_X: gl.constexpr = X_PREPARED and not X_RESIDENT  # x's tiles ride the ring
-        if X_RESIDENT:
-            x_smem = gl.allocate_shared_memory(dtype, [X_SPAN // BLOCK_K, BLOCK_M, BLOCK_K], x_smem_layout)
-        else:
-            x_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, BLOCK_K], x_smem_layout)
+        x_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, BLOCK_K], x_smem_layout)
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
         # each step's product; the last one is dead once folded, so wgmma (use_acc=False) writes
         # the next into its registers: no zeros held across the loop
@@ -263,18 +249,9 @@ if HAVE_TRITON:
         word_cols = qweight_ptr + offs_n[:, None] + offs_w[None, :].to(gl.int64) * N
         scale_cols = scales_ptr + offs_on
         zero_cols = zeros_ptr + offs_on
-        if X_RESIDENT:
-            for step in gl.static_range(X_SPAN // BLOCK_K):
-                k_x = k_start + step * BLOCK_K
-                async_copy_global_to_shared(x_smem.index(step), x_rows + k_x, mask=x_in & (k_x < k_end))
-            commit_group()
         for stage in gl.static_range(STAGES - 1):
             k_fetch = gl.minimum(k_start + stage * BLOCK_K, k_last)
-            _fetch_stage(w_smem, x_smem, stage, word_cols, n_in, x_rows, x_in, k_fetch, N, EVEN_N, COPY_X)
-        if X_RESIDENT:
-            wait_group(0)
-            fence_async_shared()
-            _cta_barrier()  # x is in shared memory for the whole loop
+            _fetch_stage(w_smem, x_smem, stage, word_cols, n_in, x_rows, x_in, k_fetch, N, EVEN_N, X_PREPARED)
         x, x_sum, s, z = _load_step(
             x_rows, x_in, xsum_cols, xsum_in, scale_cols, zero_cols, out_n_in, k_start, N, M,
             k_start // BLOCK_K, HAS_ZEROS, EVEN_N, X_PREPARED,
@@ -291,33 +268,25 @@ if HAVE_TRITON:
             k_fetch = gl.minimum(k0 + (STAGES - 1) * BLOCK_K, k_last)
             fetch_stage = (stage + STAGES - 1) % STAGES
             _fetch_stage(
-                w_smem, x_smem, fetch_stage, word_cols, n_in, x_rows, x_in, k_fetch, N, EVEN_N, COPY_X
+                w_smem, x_smem, fetch_stage, word_cols, n_in, x_rows, x_in, k_fetch, N, EVEN_N, X_PREPARED
             )
             wait_group(STAGES - 1)  # this step's copies have landed
-            if X_RESIDENT:
-                x_tile = x_smem.index((k0 - k_start) // BLOCK_K)
-            else:
-                x_tile = x_smem.index(stage)
-                if not X_PREPARED:
-                    x_sum = gl.convert_layout(gl.sum(x.to(gl.float32), axis=1), gl.SliceLayout(0, mma_layout))
-                    x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K))
-                fence_async_shared()
-                _cta_barrier()  # every thread's part of x's tile is in shared memory
-            # K_SUB-wide pieces, each unpacked after the previous wgmma finished: fewer A
-            # registers live at once (more programs per SM) for a wait per piece
-            for sub in gl.static_range(BLOCK_K // K_SUB):
-                words = w_smem.index(stage).slice(sub * (K_SUB // 8), K_SUB // 8, dim=1)
-                words = words.load(sub_word_layout)
-                a = gl.convert_layout(
-                    _unpack_words(
-                        _rows_in_mma_order(words, BLOCK_N, K_SUB, gl.num_warps()), mask, magic, BLOCK_N,
-                        K_SUB, IS_BF16,
-                    ),
-                    a_layout,
-                    assert_trivial=True,
-                )  # fmt: skip
-                x_piece = x_tile.slice(sub * K_SUB, K_SUB, dim=1).permute([1, 0])
-                part = warpgroup_mma(a, x_piece, part, use_acc=sub > 0)
+            words = w_smem.index(stage).load(word_layout)
+            a = gl.convert_layout(
+                _unpack_words(
+                    _rows_in_mma_order(words, BLOCK_N, BLOCK_K, gl.num_warps()), mask, magic, BLOCK_N,
+                    BLOCK_K, IS_BF16,
+                ),
+                a_layout,
+                assert_trivial=True,
+            )  # fmt: skip
+            x_tile = x_smem.index(stage)
+            if not X_PREPARED:
+                x_sum = gl.convert_layout(gl.sum(x.to(gl.float32), axis=1), gl.SliceLayout(0, mma_layout))
+                x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K))
+            fence_async_shared()
+            _cta_barrier()  # every thread's part of x's tile is in shared memory
+            part = warpgroup_mma(a, x_tile.permute([1, 0]), part, use_acc=False)
             acc += (part - (z + magic_value)[:, None] * x_sum[None, :]) * s[:, None]
             stage = (stage + 1) % STAGES
             x, x_sum, s, z = next_x, next_x_sum, next_s, next_z
@@ -327,17 +296,6 @@ if HAVE_TRITON:
         offs = offs_om[None, :].to(gl.int64) * N + offs_on[:, None]
         if WRITE_PARTIAL:
             gl.store(partial_ptr + pid_k.to(gl.int64) * M * N + offs, acc, mask=out_mask)
-            if LAST_SPLIT_REDUCES:  # as _matmul_tiles._reduce_if_last_split: same bits, one launch
-                _cta_barrier()  # every thread's partial stores come before the count
-                arrived = gl.atomic_add(counter_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
-                num_splits = gl.num_programs(1)
-                if arrived == num_splits - 1:
-                    total = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
-                    for split in range(0, num_splits):  # in split order: the same bits every run
-                        total += gl.load(partial_ptr + split * M * N + offs, mask=out_mask, other=0.0,
-                                         cache_modifier=".cg")  # fmt: skip
-                    gl.atomic_xchg(counter_ptr + pid_n, 0)  # zero again for the next launch
-                    gl.store(out_ptr + offs, total.to(dtype), mask=out_mask)
         else:
             gl.store(out_ptr + offs, acc.to(dtype), mask=out_mask)
 
@@ -345,8 +303,9 @@ if HAVE_TRITON:
 def _word_layout(block_n: int, block_k: int, num_warps: int):
     """[block_n, block_k / 8] words: the A operand's layout read back through the unpacking and
     `_rows_in_mma_order`. Lanes t (word within a chunk) and g (row); registers the 2R adjacent
-    columns a thread loads at once, then the chunks of K; warps blocks of 16R columns. Chunks
-    are the highest register bits, so a narrower block_k is a slice of a wider one's words."""
+    columns a thread loads at once, then the chunks of K; warps blocks of 16R columns. Each
+    thread copies (cp.async) and later reads exactly its own words, so the ring needs no
+    barrier."""
     per_thread = 2 * (block_n // (16 * num_warps))  # adjacent columns n a thread reads at once (2R)
     regs = [[1 << j, 0] for j in range(per_thread.bit_length() - 1)]
     regs += [[0, 4 << j] for j in range((block_k // 32).bit_length() - 1)]
@@ -360,13 +319,9 @@ def _word_layout(block_n: int, block_k: int, num_warps: int):
 
 
 @functools.cache
-def kernel_layouts(
-    block_n: int, block_k: int, block_m: int, num_warps: int, k_sub: int | None = None
-) -> dict:
-    """The kernel's layouts as constexpr arguments: the words as copied (`word_layout`, a K step)
-    and as read back, `k_sub` of K at a time (`sub_word_layout`; each thread reads only the
-    words it copied), x's tile, the wgmma accumulator and A operand, and shared memory."""
-    k_sub = k_sub or block_k
+def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> dict:
+    """The kernel's layouts as constexpr arguments: the words (`_word_layout`), x's tile, the
+    wgmma accumulator and A operand, and the shared-memory rings of words and x."""
     if num_warps not in (4, 8):
         raise ValueError(f"num_warps must be 4 or 8 (one or two warp groups), not {num_warps}")
     rows = 16 * num_warps
@@ -376,8 +331,6 @@ def kernel_layouts(
         raise ValueError(f"block_m must be 8, 16, 32 or 64, not {block_m}")
     if block_k not in SUPPORTED_GROUP_SIZES:
         raise ValueError(f"block_k must be one of {SUPPORTED_GROUP_SIZES}, not {block_k}")
-    if k_sub != block_k and k_sub != 64:  # x's tile is sliced for wgmma at 128-byte swizzle atoms
-        raise ValueError(f"k_sub must be 64 or block_k ({block_k}), not {k_sub}")
     mma = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, block_m, 16]
     )
@@ -393,7 +346,6 @@ def kernel_layouts(
     w_smem = gl.SwizzledSharedLayout(vec=per_thread, per_phase=1, max_phase=8, order=[0, 1])
     return dict(
         word_layout=_word_layout(block_n, block_k, num_warps),
-        sub_word_layout=_word_layout(block_n, k_sub, num_warps),
         x_layout=x, mma_layout=mma, a_layout=a, x_smem_layout=x_smem, w_smem_layout=w_smem,
     )  # fmt: skip
 
@@ -464,7 +416,7 @@ def prepare_x(x: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Ten
 def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: WgmmaConfig) -> torch.Tensor:
     """x [M <= 64, K] @ W.T into `out` [M, N] with the wgmma kernel (inputs already validated by
     w4a16_matmul)."""
-    from inferlab.kernels._matmul_plan import REDUCE_BLOCK, _bf16_by_int, _num_sms, tile_counters
+    from inferlab.kernels._matmul_plan import REDUCE_BLOCK, _bf16_by_int, _num_sms
     from inferlab.kernels._matmul_tiles import _splitk_reduce_kernel
 
     M, K = x.shape
@@ -473,8 +425,7 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
     if G not in SUPPORTED_GROUP_SIZES:
         raise ValueError(f"group_size must be one of {SUPPORTED_GROUP_SIZES}, not {G}")
     block_m = max(config.block_m, block_m_for(M))
-    k_sub = min(config.k_sub or G, G)
-    layouts = kernel_layouts(config.block_n, G, block_m, config.num_warps, k_sub)
+    layouts = kernel_layouts(config.block_n, G, block_m, config.num_warps)
     num_tiles = triton.cdiv(N, config.block_n)
     k_steps = K // G
     sms = _num_sms(x.device)
@@ -482,28 +433,22 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
     steps_per_split = triton.cdiv(k_steps, min(split, k_steps))
     split = triton.cdiv(k_steps, steps_per_split)
     write_partial = split > 1
-    reduce_in_kernel = write_partial and config.reduce_in_kernel
     partial = torch.empty((split, M, N), dtype=torch.float32, device=x.device) if write_partial else out
-    counters = tile_counters(x.device, num_tiles) if reduce_in_kernel else partial
-    # x resident in shared memory: only with x prepared, and only while it fits (64 KB a program)
-    x_resident = config.x_resident and config.prepare_x and block_m * steps_per_split * G * 2 <= 65536
     magic_bits, magic_value = MAGIC[x.dtype]
     zeros = qweight.zeros
     x_sums = partial  # any fp32 pointer: unread unless the x is prepared
     if config.prepare_x:
         x, x_sums = prepare_x(x, G)
     _int4_wgmma_kernel[(num_tiles, split)](
-        x, x_sums, out, partial, counters, qweight.qweight, qweight.scales,
+        x, x_sums, out, partial, qweight.qweight, qweight.scales,
         qweight.scales if zeros is None else zeros,
         M, N, K, x.stride(0), steps_per_split * G, PAIR_MASK, magic_bits, magic_value,
-        HAS_ZEROS=zeros is not None, WRITE_PARTIAL=write_partial, LAST_SPLIT_REDUCES=reduce_in_kernel,
-        EVEN_N=N % config.block_n == 0,
+        HAS_ZEROS=zeros is not None, WRITE_PARTIAL=write_partial, EVEN_N=N % config.block_n == 0,
         IS_BF16=x.dtype == torch.bfloat16, X_PREPARED=config.prepare_x, STAGES=config.stages,
-        X_SPAN=steps_per_split * G if x_resident else 0,
-        BLOCK_N=config.block_n, BLOCK_K=G, BLOCK_M=block_m, K_SUB=k_sub, **layouts,
+        BLOCK_N=config.block_n, BLOCK_K=G, BLOCK_M=block_m, **layouts,
         num_warps=config.num_warps,
     )  # fmt: skip
-    if write_partial and not reduce_in_kernel:
+    if write_partial:
         numel = M * N
         _splitk_reduce_kernel[(triton.cdiv(numel, REDUCE_BLOCK),)](
             partial, out, numel, split, BLOCK=REDUCE_BLOCK, BF16_BY_INT=_bf16_by_int(x.device)
