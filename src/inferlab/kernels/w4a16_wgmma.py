@@ -190,8 +190,7 @@ if HAVE_TRITON:
     @gluon.jit
     def _fetch_stage(w_smem, x_smem, stage, word_cols, n_in, x_rows, x_in, k0, N,
                      EVEN_N: gl.constexpr, X_PREPARED: gl.constexpr):  # fmt: skip
-        """cp.async one K step's words (and, with X_PREPARED, x's tile: pass False when x is
-        resident) into a ring slot."""
+        """cp.async one K step's words (and, with X_PREPARED, x's tile) into a ring slot."""
         if EVEN_N:
             async_copy_global_to_shared(w_smem.index(stage), word_cols + (k0 // 8) * N)
         else:
