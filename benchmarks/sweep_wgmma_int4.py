@@ -15,7 +15,7 @@ import functools
 import math
 
 import torch
-from sweep_w4a16 import DTYPE, copies_for, graph_us, make_weights
+from sweep_w4a16 import DTYPE, copies_for, graph_us, make_weights, reference_and_budget
 
 from inferlab.kernels.w4a16 import LLAMA3_8B_LAYERS, w4a16_matmul
 from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matmul
@@ -42,9 +42,8 @@ def sweep(m: int, k: int, n: int) -> None:
     weights = [clone() for _ in range(copies_for(nbytes))]
     denses = [dense] * 2
     x = torch.randn(m, k, device="cuda", dtype=DTYPE)
-    want = (x.float() @ dense.float().t()).to(DTYPE).float()
-    budget = 2 * (torch.mm(x, dense.t()).float() - want).abs().max().item()
-    budget += want.abs().max().item() * 2**-8 + 0.016 * want.pow(2).mean().sqrt().item()
+    want, budget, unrounded = reference_and_budget(x, dense)
+    budget += unrounded  # the kernel never rounds W
     cublas = graph_us([functools.partial(torch.mm, x, d.t()) for d in denses])
     default = graph_us([functools.partial(w4a16_matmul, x, q) for q in weights])
     rows = []
