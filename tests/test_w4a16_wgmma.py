@@ -242,3 +242,13 @@ def test_w4a16_matmul_runs_wgmma_up_to_64_rows(monkeypatch):
     with pytest.raises(ValueError, match="at most 64"):
         x = torch.randn(65, 256, device="cuda", dtype=torch.bfloat16)
         w4a16.w4a16_matmul(x, qw, config=WgmmaConfig())
+
+
+@hopper
+def test_x_with_any_strides_on_hopper():
+    from inferlab.kernels.w4a16 import w4a16_matmul
+
+    qw = quantize_int4(torch.randn(256, 512, device="cuda"), 128, scale_dtype=torch.bfloat16)
+    wide = torch.randn(6, 1024, device="cuda", dtype=torch.bfloat16)
+    for x in (wide[:, 512:], torch.randn(512, 6, device="cuda", dtype=torch.bfloat16).t()):
+        torch.testing.assert_close(w4a16_matmul(x, qw), w4a16_matmul(x.contiguous(), qw), rtol=0, atol=0)

@@ -418,6 +418,8 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
     from inferlab.kernels._matmul_plan import REDUCE_BLOCK, _bf16_by_int, _num_sms
     from inferlab.kernels._matmul_tiles import _splitk_reduce_kernel
 
+    if x.stride(1) != 1:  # the kernel reads along K with unit stride (any row stride is fine)
+        x = x.contiguous()
     M, K = x.shape
     N = out.shape[1]
     G = qweight.group_size
