@@ -386,19 +386,17 @@ def split_k_for_wgmma(num_tiles: int, k_steps: int, num_sms: int, per_sm: int) -
     return split
 
 
-if HAVE_TRITON:
-
-    @triton.jit
-    def _prepare_x_kernel(x_ptr, x_out_ptr, xsum_ptr, M, K, stride_xm, G: tl.constexpr):
-        """Program (row m, group g): x[m, group] in the wgmma kernel's K order, and its fp32 sum."""
-        m = tl.program_id(0).to(tl.int64)
-        g = tl.program_id(1)
-        k = tl.arange(0, G)  # logical k' = 32c + 16b + 8h + 2t + e, read from physical position:
-        r = k % 32
-        physical = k - r + 8 * (r // 2 % 4) + 4 * (r % 2) + 2 * (r // 16) + r // 8 % 2
-        v = tl.load(x_ptr + m * stride_xm + g * G + physical)
-        tl.store(x_out_ptr + m * K + g * G + k, v)
-        tl.store(xsum_ptr + g * M + m, tl.sum(v.to(tl.float32), axis=0))
+@triton.jit
+def _prepare_x_kernel(x_ptr, x_out_ptr, xsum_ptr, M, K, stride_xm, G: tl.constexpr):
+    """Program (row m, group g): x[m, group] in the wgmma kernel's K order, and its fp32 sum."""
+    m = tl.program_id(0).to(tl.int64)
+    g = tl.program_id(1).to(tl.int64)
+    k = tl.arange(0, G)  # logical k' = 32c + 16b + 8h + 2t + e, read from physical position:
+    r = k % 32
+    physical = k - r + 8 * (r // 2 % 4) + 4 * (r % 2) + 2 * (r // 16) + r // 8 % 2
+    v = tl.load(x_ptr + m * stride_xm + g * G + physical)
+    tl.store(x_out_ptr + m * K + g * G + k, v)
+    tl.store(xsum_ptr + g * M + m, tl.sum(v.to(tl.float32), axis=0))
 
 
 def prepare_x(x: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
