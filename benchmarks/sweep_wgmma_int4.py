@@ -29,6 +29,7 @@ def candidates(m: int) -> list[WgmmaConfig]:
     return [
         WgmmaConfig(block_n=bn, num_warps=w, programs_per_sm=p, stages=st, prepare_x=x)
         for bn, w in tiles for p in (1, 2) for x in prepared for st in (2, 3, 4)
+        if not (x and w != 4)  # prepare_x: one warp group only
     ]  # fmt: skip
 
 

@@ -218,6 +218,14 @@ def _no_device(m):
     return "gemv" if m <= 16 else "tiled"
 
 
+def test_prepared_x_needs_one_warp_group():
+    qw = quantize_int4(torch.randn(64, 256, generator=_gen(3)), 128, scale_dtype=torch.float16)
+    x = torch.randn(20, 256, generator=_gen(4)).half()
+    out = torch.empty(20, 64, dtype=torch.float16)
+    with pytest.raises(ValueError, match="num_warps=4"):
+        int4_wgmma_matmul(x, qw, out, WgmmaConfig(block_n=128, num_warps=8, prepare_x=True))
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="kernels there take CUDA tensors")
 def test_wgmma_config_needs_hopper():
     from inferlab.kernels.w4a16 import w4a16_matmul

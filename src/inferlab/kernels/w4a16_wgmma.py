@@ -434,6 +434,10 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
     G = qweight.group_size
     if G not in SUPPORTED_GROUP_SIZES:
         raise ValueError(f"group_size must be one of {SUPPORTED_GROUP_SIZES}, not {G}")
+    if config.prepare_x and config.num_warps != 4:
+        # step i refills the x slot that step i - 1's wgmma read; with one warp group that wgmma
+        # is finished for every warp, with two the other group's may still be reading it
+        raise ValueError("prepare_x needs num_warps=4 (one warp group)")
     block_m = max(config.block_m, block_m_for(M))
     layouts = kernel_layouts(config.block_n, G, block_m, config.num_warps)
     num_tiles = triton.cdiv(N, config.block_n)
