@@ -65,7 +65,8 @@ import torch
 
 from inferlab.kernels._triton import HAVE_TRITON, tl, triton
 
-if HAVE_TRITON:
+try:  # Gluon arrived in Triton 3.4 and moves fast: without it (or these names) the module still
+    # imports, `available` says no, and w4a16_matmul takes the tl paths
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.ampere.async_copy import (
@@ -77,8 +78,10 @@ if HAVE_TRITON:
 
     # Triton 3.6 calls the CTA barrier thread_barrier; 3.7 renamed it barrier
     _cta_barrier = gl.barrier if hasattr(gl, "barrier") else gl.thread_barrier
-else:  # pragma: no cover - macOS: the module imports; `available` says no
+    HAVE_GLUON = HAVE_TRITON
+except (ImportError, AttributeError):  # macOS (no Triton), or a Triton without Gluon
     gluon = gl = None
+    HAVE_GLUON = False
 
 # Magic exponents: 16-bit patterns whose low 4 mantissa bits are worth 1, so C | q reads C + q
 PAIR_MASK = 0x000F000F
@@ -108,7 +111,7 @@ class WgmmaConfig:
         return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}"
 
 
-if HAVE_TRITON:
+if HAVE_GLUON:
 
     @gluon.jit
     def _halves(pairs):
@@ -361,8 +364,9 @@ def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> 
 
 
 def available(device: torch.device) -> bool:
-    """Whether this kernel can run on `device`: a CUDA sm_90 GPU (wgmma) and Triton with Gluon."""
-    if not HAVE_TRITON or device.type != "cuda":
+    """Whether this kernel can run on `device`: a CUDA sm_90 GPU (wgmma) and a Triton with Gluon
+    (3.6 and 3.7 are the versions it was built and tested with)."""
+    if not HAVE_GLUON or device.type != "cuda":
         return False
     return torch.cuda.get_device_capability(device) == (9, 0)
 
