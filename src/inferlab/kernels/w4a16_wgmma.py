@@ -78,8 +78,9 @@ try:  # Gluon arrived in Triton 3.4 and moves fast: without it (or these names) 
 
     # Triton 3.6 calls the CTA barrier thread_barrier; 3.7 renamed it barrier
     _cta_barrier = gl.barrier if hasattr(gl, "barrier") else gl.thread_barrier
-    HAVE_GLUON = HAVE_TRITON
-except (ImportError, AttributeError):  # macOS (no Triton), or a Triton without Gluon
+    # built and tested with Triton 3.6 and 3.7; Gluon's API changed between earlier releases
+    HAVE_GLUON = HAVE_TRITON and tuple(int(v) for v in triton.__version__.split(".")[:2]) >= (3, 6)
+except (ImportError, AttributeError, ValueError):  # macOS (no Triton), or a Triton without Gluon
     gluon = gl = None
     HAVE_GLUON = False
 
