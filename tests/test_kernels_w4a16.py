@@ -225,19 +225,13 @@ def test_empty_m_and_returns_its_out(device):
 
 
 # ---------------------------------------------------------------- error budget against fp64
-def _fp64_int4(qw):
-    q = unpack_int4_along_k(qw.qweight).double()  # [K, N]
-    g = qw.group_size
-    z = 8.0 if qw.zeros is None else qw.zeros.double().repeat_interleave(g, dim=0)
-    return ((q - z) * qw.scales.double().repeat_interleave(g, dim=0)).t()  # exact W [N, K]
-
-
 def _weights(fmt: str, dtype, device):
     """(kernel, recipe, W exactly in fp64) for one format: the recipe is dequantize + fp32 matmul + cast."""
     w = _randn(40, 512, seed=11, device=device)
     if fmt == "int4":
         qw = quantize_int4(w, 128, scale_dtype=dtype)
-        return (lambda x: w4a16_matmul(x, qw)), (lambda x: w4a16_matmul_ref(x, qw)), _fp64_int4(qw)
+        exact = dequantize_int4_ref(qw, torch.float64)  # exact: small integer x 16-bit scale
+        return (lambda x: w4a16_matmul(x, qw)), (lambda x: w4a16_matmul_ref(x, qw)), exact
     if fmt == "nf4":
         packed, state = quantize_nf4_ref(w, 64, nested=True)
         exact = dequantize_nf4_ref(packed, dataclasses.replace(state, dtype=torch.float32)).double()

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from inferlab.kernels.quant_formats import pack_int4_along_k, quantize_int4, unpack_int4_along_k
+from inferlab.kernels.quant_formats import dequantize_int4_ref, pack_int4_along_k, quantize_int4
 from inferlab.kernels.w4a16 import w4a16_matmul_ref
 from inferlab.kernels.w4a16_wgmma import (
     MAGIC,
@@ -178,18 +178,11 @@ def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, conf
     assert got is out
     # exact weights summed in fp32 against the reference, which rounds W to 16 bits first
     want = w4a16_matmul_ref(x, qw).float()
-    exact = x.double() @ _exact_w(qw).t()
+    exact = x.double() @ dequantize_int4_ref(qw, torch.float64).t()  # exact in fp64
     err = (got.double() - exact).abs().max().item()
     ref_err = (want.double() - exact).abs().max().item()
     assert not got.isnan().any()
     assert err <= 2 * ref_err + 1e-5 * exact.abs().max().item(), (err, ref_err)
-
-
-def _exact_w(qw):
-    q = unpack_int4_along_k(qw.qweight).double()
-    g = qw.group_size
-    z = 8.0 if qw.zeros is None else qw.zeros.double().repeat_interleave(g, dim=0)
-    return ((q - z) * qw.scales.double().repeat_interleave(g, dim=0)).t()
 
 
 # ---------------------------------------------------------------- the launcher's choice

@@ -256,9 +256,13 @@ def _launch(kernel, x, out, N: int, K: int, weight_args: tuple, constexprs: dict
         num_warps=cfg.num_warps, num_stages=cfg.num_stages, enable_fp_fusion=fp_fusion,
     )  # fmt: skip
     if write_partial and not reduce_in_kernel:
-        numel = M * N
-        grid = (triton.cdiv(numel, REDUCE_BLOCK),)
-        _splitk_reduce_kernel[grid](
-            partial, out, numel, plan.split_k, BLOCK=REDUCE_BLOCK, BF16_BY_INT=bf16_by_int
-        )
+        reduce_partials(partial, out)
     return out
+
+
+def reduce_partials(partial: torch.Tensor, out: torch.Tensor) -> None:
+    """Split-K's second launch: fp32 partials [SPLIT_K, M, N] summed in split order into `out`."""
+    numel = out.numel()
+    _splitk_reduce_kernel[(triton.cdiv(numel, REDUCE_BLOCK),)](
+        partial, out, numel, partial.shape[0], BLOCK=REDUCE_BLOCK, BF16_BY_INT=_bf16_by_int(out.device)
+    )

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from inferlab.kernels._matmul_tiles import _store_tile
 from inferlab.kernels._triton import tl, triton
+from inferlab.kernels.w4a16_kernels import _nf4_block_absmax
 
 # Bits 15-18 and 19-22 of a word. As run-time arguments they live in registers, so the compiler
 # can fold "and with the mask, or with the exponent" into one LOP3 (it takes one immediate; as
@@ -203,12 +204,9 @@ def _nf4_gemv_kernel(
         part = tl.load(code_ptr + (packed >> 4)) * x_even[None, :]  # value 2j: the high nibble
         part += tl.load(code_ptr + (packed & 0xF)) * x_odd[None, :]  # value 2j + 1: the low nibble
         block = (offs_n * K + k0) // BLOCKSIZE  # this step's block of each row
-        if NESTED:
-            q_absmax = tl.load(absmax_ptr + block, mask=mask_n, other=0).to(tl.int32)
-            scale2 = tl.load(absmax2_ptr + block // blocksize2, mask=mask_n, other=0.0)
-            absmax = tl.load(code2_ptr + q_absmax) * scale2 + tl.load(offset_ptr)
-        else:
-            absmax = tl.load(absmax_ptr + block, mask=mask_n, other=0.0)
+        absmax = _nf4_block_absmax(
+            absmax_ptr, absmax2_ptr, code2_ptr, offset_ptr, block, mask_n, blocksize2, NESTED
+        )
         acc += part * absmax[:, None]
         packed = ahead
     y = tl.sum(acc, axis=1)[None, :]

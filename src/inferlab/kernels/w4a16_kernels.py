@@ -199,12 +199,9 @@ def _nf4_matmul_kernel(
         offs_a = tl.arange(0, ABSMAX_PER_TILE)
         blocks = (offs_n[:, None] * K + k0) // BLOCKSIZE + offs_a[None, :]
         a_mask = mask_n[:, None] & (k0 + offs_a[None, :] * BLOCKSIZE < K)
-        if NESTED:  # two roundings, no FMA (the launch turns contraction off), as bitsandbytes
-            q_absmax = tl.load(absmax_ptr + blocks, mask=a_mask, other=0).to(tl.int32)
-            scale2 = tl.load(absmax2_ptr + blocks // blocksize2, mask=a_mask, other=0.0)
-            absmax = tl.load(code2_ptr + q_absmax) * scale2 + tl.load(offset_ptr)
-        else:
-            absmax = tl.load(absmax_ptr + blocks, mask=a_mask, other=0.0)
+        absmax = _nf4_block_absmax(
+            absmax_ptr, absmax2_ptr, code2_ptr, offset_ptr, blocks, a_mask, blocksize2, NESTED
+        )
         w = tl.reshape(vals * absmax[:, :, None], (BLOCK_N, BLOCK_K))  # fp32 products
         w = _dot_operand(w, x_ptr.dtype.element_ty, EMULATE_BF16)
         acc = _mma(x, w, acc, SWAP_AB)
@@ -212,6 +209,22 @@ def _nf4_matmul_kernel(
         acc, out_ptr, partial_ptr, counter_ptr, offs_m, offs_n, M, N,
         SWAP_AB, WRITE_PARTIAL, LAST_SPLIT_REDUCES, BF16_BY_INT,
     )  # fmt: skip
+
+
+@triton.jit
+def _nf4_block_absmax(
+    absmax_ptr, absmax2_ptr, code2_ptr, offset_ptr, blocks, mask, blocksize2, NESTED: tl.constexpr
+):
+    """The absmax of quantization blocks `blocks` (0 where not `mask`). NESTED (bitsandbytes'
+    double quantization): code2[uint8 code] x absmax2[block // blocksize2] + offset, two
+    roundings, no FMA (the launch turns contraction off), as nf4.py's dequantization does."""
+    if NESTED:
+        q_absmax = tl.load(absmax_ptr + blocks, mask=mask, other=0).to(tl.int32)
+        scale2 = tl.load(absmax2_ptr + blocks // blocksize2, mask=mask, other=0.0)
+        absmax = tl.load(code2_ptr + q_absmax) * scale2 + tl.load(offset_ptr)
+    else:
+        absmax = tl.load(absmax_ptr + blocks, mask=mask, other=0.0)
+    return absmax
 
 
 # ---------------------------------------------------------------- int8 per channel

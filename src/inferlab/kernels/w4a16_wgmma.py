@@ -44,7 +44,7 @@ blocks per warp) by cp.async into a ring of `stages` shared-memory slots, and re
 those words; wgmma's rows are mapped to those columns in registers (`_rows_in_mma_order`,
 `_memory_column`). Scales, zero points and x come one step ahead. From 17 rows x is permuted
 and summed once per call (`prepare_x`) and its tiles ride the ring. Split-K partials are summed
-by `_matmul_tiles._splitk_reduce_kernel` (a second launch, in split order).
+by `_matmul_plan.reduce_partials` (a second launch, in split order).
 
 Measured (experiment 0007, runs 14-27): on an H100 2.55-2.58x cuBLAS bf16 at M = 1, 1.90-2.08x
 at M = 16 on Llama-3-8B's large layers; the same microseconds on an H200, so what limits it is
@@ -94,7 +94,7 @@ SUPPORTED_GROUP_SIZES = (32, 64, 128)  # one K step per group: BLOCK_K = group s
 class WgmmaConfig:
     """A tiling of the wgmma kernel. block_n: outputs per program (64 rows per warp group, more
     are extra register blocks); block_m: wgmma's N, x rows per program (8 to 64); split_k:
-    programs along K (None: `split_k_for_wgmma` with programs_per_sm)."""
+    programs along K (None: `_matmul_plan.split_k_for` with programs_per_sm)."""
 
     block_n: int = 128
     block_m: int = 16
@@ -115,29 +115,18 @@ class WgmmaConfig:
 if HAVE_GLUON:
 
     @gluon.jit
-    def _halves(pairs):
-        """int32 holding two 16-bit values -> (low, high), as the 16-bit type. A register split:
-        ptxas emits no instruction for it."""
-        return gl.inline_asm_elementwise(
+    def _halves(pairs, dtype: gl.constexpr):
+        """int32 holding two 16-bit values -> (low, high), as `dtype`. A register split: ptxas
+        emits no instruction for it."""
+        return gl.inline_asm_elementwise(  # dtype unwrapped: a tuple of constexprs does not lower
             "mov.b32 {$0, $1}, $2;", "=h,=h,r", [pairs],
-            dtype=(gl.bfloat16, gl.bfloat16), is_pure=True, pack=1,
-        )  # fmt: skip
-
-    @gluon.jit
-    def _halves_f16(pairs):
-        return gl.inline_asm_elementwise(
-            "mov.b32 {$0, $1}, $2;", "=h,=h,r", [pairs],
-            dtype=(gl.float16, gl.float16), is_pure=True, pack=1,
+            dtype=(dtype.value, dtype.value), is_pure=True, pack=1,
         )  # fmt: skip
 
     @gluon.jit
     def _nibble_pairs(words, shift: gl.constexpr, mask, magic, IS_BF16: gl.constexpr):
         """Nibbles s and s + 4 of every word (shift = 4s) as a trailing pair of C + q values."""
-        bits = ((words >> shift) & mask) | magic
-        if IS_BF16:
-            lo, hi = _halves(bits)
-        else:
-            lo, hi = _halves_f16(bits)
+        lo, hi = _halves(((words >> shift) & mask) | magic, gl.bfloat16 if IS_BF16 else gl.float16)
         return gl.join(lo, hi)
 
     @gluon.jit
@@ -393,15 +382,6 @@ def permute_like_kernel(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(m, k // 32, 4, 2, 2, 2).permute(0, 1, 4, 5, 2, 3).reshape(m, k)
 
 
-def split_k_for_wgmma(num_tiles: int, k_steps: int, num_sms: int, per_sm: int) -> int:
-    """The fewest splits (a power of two, at most 16 and at most one per K step) that give
-    `per_sm` programs per SM."""
-    split = 1
-    while num_tiles * split < per_sm * num_sms and split * 2 <= min(k_steps, 16):
-        split *= 2
-    return split
-
-
 @triton.jit
 def _prepare_x_kernel(x_ptr, x_out_ptr, xsum_ptr, M, K, stride_xm, G: tl.constexpr):
     """Program (row m, group g): x[m, group] in the wgmma kernel's K order, and its fp32 sum."""
@@ -429,8 +409,7 @@ def prepare_x(x: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Ten
 def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: WgmmaConfig) -> torch.Tensor:
     """x [M <= 64, K] @ W.T into `out` [M, N] with the wgmma kernel (inputs already validated by
     w4a16_matmul)."""
-    from inferlab.kernels._matmul_plan import REDUCE_BLOCK, _bf16_by_int, _num_sms
-    from inferlab.kernels._matmul_tiles import _splitk_reduce_kernel
+    from inferlab.kernels._matmul_plan import _num_sms, reduce_partials, split_k_for
 
     if x.stride(1) != 1:  # the kernel reads along K with unit stride (any row stride is fine)
         x = x.contiguous()
@@ -448,7 +427,7 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
     num_tiles = triton.cdiv(N, config.block_n)
     k_steps = K // G
     sms = _num_sms(x.device)
-    split = config.split_k or split_k_for_wgmma(num_tiles, k_steps, sms, config.programs_per_sm)
+    split = config.split_k or split_k_for(num_tiles, k_steps, sms, config.programs_per_sm)
     steps_per_split = triton.cdiv(k_steps, min(split, k_steps))
     split = triton.cdiv(k_steps, steps_per_split)
     write_partial = split > 1
@@ -468,8 +447,5 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
         num_warps=config.num_warps,
     )  # fmt: skip
     if write_partial:
-        numel = M * N
-        _splitk_reduce_kernel[(triton.cdiv(numel, REDUCE_BLOCK),)](
-            partial, out, numel, split, BLOCK=REDUCE_BLOCK, BF16_BY_INT=_bf16_by_int(x.device)
-        )
+        reduce_partials(partial, out)
     return out
