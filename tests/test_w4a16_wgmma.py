@@ -195,11 +195,11 @@ def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, conf
         (64, "int4", True, "wgmma"),
         (65, "int4", True, "tiled"),
         (16, "int4", False, "gemv"),  # no sm_90: the tl kernels
-        (16, "nf4", True, "gemv"),  # int4 only
+        (16, "nf4", True, "wgmma"),  # nf4_wgmma.py
         (16, "int8", True, "gemv"),
     ],
 )
-def test_choose_path_takes_wgmma_for_int4_on_hopper(monkeypatch, m, fmt, hopper, path):
+def test_choose_path_takes_wgmma_for_4_bit_formats_on_hopper(monkeypatch, m, fmt, hopper, path):
     from inferlab.kernels import _matmul_plan
 
     monkeypatch.setattr(_matmul_plan, "wgmma_available", lambda device: hopper)

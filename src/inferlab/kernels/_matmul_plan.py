@@ -114,9 +114,13 @@ WGMMA_CONFIGS: tuple[tuple[int, WgmmaConfig], ...] = (
 )
 
 
-def wgmma_config_for(M: int) -> WgmmaConfig:
-    """The wgmma kernel's config for M <= WGMMA_MAX_M rows."""
-    return next(c for max_m, c in WGMMA_CONFIGS if M <= max_m)
+WGMMA_FORMATS = ("int4", "nf4")
+NF4_WGMMA_CONFIGS = WGMMA_CONFIGS  # provisional: int4's, until NF4's own sweep
+
+
+def wgmma_config_for(M: int, fmt: str = "int4") -> WgmmaConfig:
+    """The wgmma kernel's config for M <= WGMMA_MAX_M rows of format `fmt`."""
+    return next(c for max_m, c in (NF4_WGMMA_CONFIGS if fmt == "nf4" else WGMMA_CONFIGS) if M <= max_m)
 
 
 # (largest M, config) past GEMV_MAX_M, for every format; the whole-tile unpacking led everywhere
@@ -152,12 +156,14 @@ class LaunchPlan:
 def choose_path(
     M: int, fmt: str = "int4", materialize: bool = False, device: torch.device | None = None
 ) -> str:
-    """Path for M rows of x in weight format `fmt` ("int4", "nf4", "int8"): int4 takes "wgmma"
-    from WGMMA_MIN_M to WGMMA_MAX_M rows when `device` is an sm_90 GPU (w4a16_wgmma.py); else
+    """Path for M rows of x in weight format `fmt` ("int4", "nf4", "int8"): int4 and NF4 take
+    "wgmma" from WGMMA_MIN_M to WGMMA_MAX_M rows when `device` is an sm_90 GPU (w4a16_wgmma.py,
+    nf4_wgmma.py); else
     "fma" (CUDA-core GEMV) for one row where the format has one, "gemv" (one 16-row tensor-core
     tile, split-K) up to GEMV_MAX_M; "dequant" (the whole weight dequantized, then cuBLAS) from the format's
     DEQUANT_MIN_M when the caller allows `materialize`; else "tiled"."""
-    if fmt == "int4" and WGMMA_MIN_M <= M <= WGMMA_MAX_M and device is not None and wgmma_available(device):
+    on_hopper = device is not None and wgmma_available(device)
+    if fmt in WGMMA_FORMATS and WGMMA_MIN_M <= M <= WGMMA_MAX_M and on_hopper:
         return "wgmma"
     if M <= FMA_MAX_M and fmt in FMA_CONFIGS:
         return "fma"

@@ -20,11 +20,12 @@ That is the reference (`*_ref`); path 1 below skips W's rounding and path 4 lets
    packed + 0.9 scales + 0.5 zeros), so ~3.8x over cuBLAS bf16 is the ceiling; what limits a
    kernel first is the ALU work per weight, so this path spends ~2.5 operations on each and
    never rounds W (zero point and scale come off once per 8 weights).
-1b. "wgmma" (int4, M = 1 to 64, sm_90 only): w4a16_wgmma.py, written in Gluon so that the
-   unpacked nibbles land in the registers wgmma reads its A operand from (K read in a permuted
-   order, the same for x); zero point and scale folded once per group into the fp32 result, so
-   W is never rounded. On an H100 it leads every other path here from M = 1 to 64 (0007, runs
-   14-23).
+1b. "wgmma" (int4 and NF4, M = 1 to 64, sm_90 only): w4a16_wgmma.py, written in Gluon so that
+   the unpacked nibbles land in the registers wgmma reads its A operand from (K read in a
+   permuted order, the same for x); zero point and scale folded once per group into the fp32
+   result, so W is never rounded. On an H100 it leads every other path here from M = 1 to 64
+   (0007, runs 14-23). nf4_wgmma.py does the same for bitsandbytes' NF4, the 16 code values
+   looked up in registers by `prmt` (the code rounded to 16 bits, the absmax kept in fp32).
 2. "gemv" (M <= 16): one BLOCK_M = 16 tensor-core tile holds every row of x; a program owns
    BLOCK_N outputs and one split of K (`split_k_for`: few output tiles would leave SMs idle).
 3. "tiled" (M > 16): BLOCK_M x BLOCK_N x BLOCK_K tiles by M (TILED_CONFIGS), GROUP_M ordering so
@@ -47,7 +48,7 @@ way, and cuBLAS sums.
 
 - w4a16_kernels.py: the tensor-core kernel of each format, and how each dequantizes in registers;
 - w4a16_gemv.py: the CUDA-core GEMV for one row of x (int4, int8; NF4's, slower, as an option);
-- w4a16_wgmma.py: int4 on sm_90's wgmma from 1 to 64 rows (Gluon);
+- w4a16_wgmma.py, nf4_wgmma.py: int4 and NF4 on sm_90's wgmma from 1 to 64 rows (Gluon);
 - w4a16_dequant.py: the dequantize-then-cuBLAS path for large M (int4, NF4);
 - _matmul_plan.py: `MatmulConfig`, the config tables, the path, split-K and `_launch`;
 - _matmul_tiles.py: the tile pieces all of them share (program order, x loads, tl.dot, stores);
@@ -100,6 +101,8 @@ from inferlab.kernels._matmul_plan import (  # noqa: F401
     wgmma_config_for,
 )
 from inferlab.kernels.nf4 import _validated_args
+from inferlab.kernels.nf4_wgmma import nf4_wgmma_matmul
+from inferlab.kernels.nf4_wgmma import supports as nf4_wgmma_supports
 from inferlab.kernels.quant_formats import (
     Int4Weight,
     dequantize_int4_ref,
@@ -180,6 +183,13 @@ def _check_on(device: torch.device, **tensors: torch.Tensor) -> None:
             raise ValueError(f"{name} is on {t.device} but x is on {device}")
 
 
+def _check_wgmma(x: torch.Tensor) -> None:
+    if not wgmma_available(x.device):
+        raise ValueError("a WgmmaConfig needs an sm_90 GPU (wgmma): use a MatmulConfig here")
+    if x.shape[0] > WGMMA_MAX_M:
+        raise ValueError(f"the wgmma kernel takes at most {WGMMA_MAX_M} rows of x, not {x.shape[0]}")
+
+
 def _block_divides(block_k: int, quant_block: int, what: str) -> None:
     if block_k % quant_block and quant_block % block_k:
         raise ValueError(f"block_k {block_k} and {what} {quant_block}: one must divide the other")
@@ -224,10 +234,7 @@ def w4a16_matmul(
     if config is None and path == "dequant":
         return torch.mm(x, int4_weight_t(qweight, x.dtype), out=out)
     if isinstance(config, WgmmaConfig) or (config is None and path == "wgmma"):
-        if not wgmma_available(x.device):
-            raise ValueError("a WgmmaConfig needs an sm_90 GPU (wgmma): use a MatmulConfig here")
-        if x.shape[0] > WGMMA_MAX_M:
-            raise ValueError(f"the wgmma kernel takes at most {WGMMA_MAX_M} rows of x, not {x.shape[0]}")
+        _check_wgmma(x)
         if x.shape[0] == 0:
             return out
         return int4_wgmma_matmul(x, qweight, out, config or wgmma_config_for(x.shape[0]))
@@ -258,13 +265,14 @@ def w4a16_matmul(
 
 def nf4_matmul(
     x: torch.Tensor, weight: torch.Tensor, quant_state, out: torch.Tensor | None = None, *,
-    config: MatmulConfig | None = None, materialize: bool = False,
+    config: MatmulConfig | WgmmaConfig | None = None, materialize: bool = False,
 ) -> torch.Tensor:  # fmt: skip
     """x: [M, K], weight: packed NF4 of W [N, K] (bitsandbytes' layout and QuantState) -> x @ W.T.
 
     W is rounded once to x's dtype (bitsandbytes' matmul_4bit rounds to quant_state.dtype, then to
-    x's: the same bits whenever quant_state.dtype is x's dtype or fp32). `config` and
-    `materialize` as for `w4a16_matmul` (DEQUANT_MIN_M["nf4"] rows)."""
+    x's: the same bits whenever quant_state.dtype is x's dtype or fp32); on sm_90 up to 64 rows
+    the wgmma kernel (nf4_wgmma.py) rounds the code instead and scales in fp32, an error of the
+    same size. `config` and `materialize` as for `w4a16_matmul` (DEQUANT_MIN_M["nf4"] rows)."""
     shape, _, blocksize, absmax2, code2, offset, blocksize2 = _validated_args(weight, quant_state)
     if len(shape) != 2:
         raise ValueError(f"quant_state.shape must be 2-D [N, K] (out_features, in_features), not {shape}")
@@ -277,8 +285,16 @@ def nf4_matmul(
         )
     _check_on(x.device, weight=weight)
     out = prepare_out(out, (x.shape[0], N), x)
-    if config is None and choose_path(x.shape[0], "nf4", materialize) == "dequant":
+    path = choose_path(x.shape[0], "nf4", materialize, x.device)
+    if config is None and path == "dequant":
         return torch.mm(x, nf4_weight(weight, quant_state, x.dtype).t(), out=out)
+    # a blocksize (or weight) the wgmma kernel does not take goes on to the tl kernels
+    wgmma = config is None and path == "wgmma" and nf4_wgmma_supports(weight, blocksize)
+    if isinstance(config, WgmmaConfig) or wgmma:
+        _check_wgmma(x)
+        if x.shape[0] == 0:
+            return out
+        return nf4_wgmma_matmul(x, weight, quant_state, out, config or wgmma_config_for(x.shape[0], "nf4"))
     cfg = config or config_for(x.shape[0], "nf4")
     if cfg.fma and cfg.block_k != blocksize:
         raise ValueError(
@@ -406,6 +422,12 @@ NF4_MATMUL_SPEC = KernelSpec(
     bytes_moved=_nf4_bytes,
     baselines=("cublas-bf16", "bitsandbytes", "inferlab-materialize"),
     summary="x @ W.T with W in bitsandbytes NF4 (double-quantized absmax), dequantized in registers",
+    error_scales_with_rms=(
+        "from 1 to 64 rows on sm_90 the wgmma kernel (nf4_wgmma.py) rounds each NF4 code to the "
+        "16-bit type and scales the fp32 sum by the absmax, where the reference rounds code x "
+        "absmax; the two differ by the sum of the weights' roundings, which follows the size of "
+        "the summed terms (the tests hold both to fp64)"
+    ),
     **_COMMON,
 )
 INT8_MATMUL_SPEC = KernelSpec(

@@ -104,6 +104,12 @@ class WgmmaConfig:
     prepare_x: bool = False  # x permuted and summed per group once per call (`prepare_x`)
     stages: int = 3  # shared-memory slots of the words' cp.async ring (stages - 1 steps ahead)
 
+    def __post_init__(self) -> None:
+        if self.prepare_x and self.num_warps != 4:
+            # step i refills the x slot that step i - 1's wgmma read; with one warp group that
+            # wgmma is finished for every warp, with two the other group's may still be reading it
+            raise ValueError("prepare_x needs num_warps=4 (one warp group)")
+
     @property
     def label(self) -> str:
         split = "" if self.split_k is None else f" split{self.split_k}"
@@ -192,15 +198,15 @@ if HAVE_GLUON:
         return x, x_sum, s.to(gl.float32), z
 
     @gluon.jit
-    def _fetch_stage(w_smem, x_smem, stage, word_cols, n_in, x_rows, x_in, k0, N,
+    def _fetch_stage(w_smem, x_smem, stage, words, n_in, x_tile, x_in,
                      EVEN_N: gl.constexpr, X_PREPARED: gl.constexpr):  # fmt: skip
         """cp.async one K step's words (and, with X_PREPARED, x's tile) into a ring slot."""
         if EVEN_N:
-            async_copy_global_to_shared(w_smem.index(stage), word_cols + (k0 // 8) * N)
+            async_copy_global_to_shared(w_smem.index(stage), words)
         else:
-            async_copy_global_to_shared(w_smem.index(stage), word_cols + (k0 // 8) * N, mask=n_in[:, None])
+            async_copy_global_to_shared(w_smem.index(stage), words, mask=n_in[:, None])
         if X_PREPARED:
-            async_copy_global_to_shared(x_smem.index(stage), x_rows + k0, mask=x_in)
+            async_copy_global_to_shared(x_smem.index(stage), x_tile, mask=x_in)
         commit_group()
 
     @gluon.jit
@@ -254,7 +260,10 @@ if HAVE_GLUON:
         zero_cols = zeros_ptr + offs_on
         for stage in gl.static_range(STAGES - 1):
             k_fetch = gl.minimum(k_start + stage * BLOCK_K, k_last)
-            _fetch_stage(w_smem, x_smem, stage, word_cols, n_in, x_rows, x_in, k_fetch, N, EVEN_N, X_PREPARED)
+            _fetch_stage(
+                w_smem, x_smem, stage, word_cols + (k_fetch // 8) * N, n_in, x_rows + k_fetch, x_in,
+                EVEN_N, X_PREPARED,
+            )  # fmt: skip
         x, x_sum, s, z = _load_step(
             x_rows, x_in, xsum_cols, xsum_in, scale_cols, zero_cols, out_n_in, k_start, N, M,
             k_start // BLOCK_K, HAS_ZEROS, EVEN_N, X_PREPARED,
@@ -271,8 +280,9 @@ if HAVE_GLUON:
             k_fetch = gl.minimum(k0 + (STAGES - 1) * BLOCK_K, k_last)
             fetch_stage = (stage + STAGES - 1) % STAGES
             _fetch_stage(
-                w_smem, x_smem, fetch_stage, word_cols, n_in, x_rows, x_in, k_fetch, N, EVEN_N, X_PREPARED
-            )
+                w_smem, x_smem, fetch_stage, word_cols + (k_fetch // 8) * N, n_in, x_rows + k_fetch,
+                x_in, EVEN_N, X_PREPARED,
+            )  # fmt: skip
             wait_group(STAGES - 1)  # this step's copies have landed
             words = w_smem.index(stage).load(word_layout)
             a = gl.convert_layout(
@@ -322,9 +332,9 @@ def _word_layout(block_n: int, block_k: int, num_warps: int):
 
 
 @functools.cache
-def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> dict:
-    """The kernel's layouts as constexpr arguments: the words (`_word_layout`), x's tile, the
-    wgmma accumulator and A operand, and the shared-memory rings of words and x."""
+def operand_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> dict:
+    """The layouts every wgmma kernel here shares, as constexpr arguments: x's tile in registers
+    and in shared memory, the wgmma accumulator and its A operand (the weight)."""
     if num_warps not in (4, 8):
         raise ValueError(f"num_warps must be 4 or 8 (one or two warp groups), not {num_warps}")
     rows = 16 * num_warps
@@ -337,20 +347,26 @@ def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> 
     mma = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, block_m, 16]
     )
-    a = gl.DotOperandLayout(operand_index=0, parent=mma, k_width=2)
     x = gl.BlockedLayout(
         size_per_thread=[1, 8], threads_per_warp=[32 * 8 // block_k, block_k // 8],
         warps_per_cta=[num_warps, 1], order=[1, 0],
     )  # fmt: skip
-    x_smem = gl.NVMMASharedLayout.get_default_for([block_m, block_k], gl.bfloat16)
+    return dict(
+        x_layout=x, mma_layout=mma, a_layout=gl.DotOperandLayout(operand_index=0, parent=mma, k_width=2),
+        x_smem_layout=gl.NVMMASharedLayout.get_default_for([block_m, block_k], gl.bfloat16),
+    )  # fmt: skip
+
+
+@functools.cache
+def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> dict:
+    """This kernel's layouts as constexpr arguments: `operand_layouts`, the words
+    (`_word_layout`) and their shared-memory ring."""
+    layouts = operand_layouts(block_n, block_k, block_m, num_warps)
     # words: n fastest, as in memory; rows of the slot XOR-swizzled so that the 4 word rows a
     # warp reads at once fall in different banks
-    per_thread = 2 * (block_n // rows)
+    per_thread = 2 * (block_n // (16 * num_warps))
     w_smem = gl.SwizzledSharedLayout(vec=per_thread, per_phase=1, max_phase=8, order=[0, 1])
-    return dict(
-        word_layout=_word_layout(block_n, block_k, num_warps),
-        x_layout=x, mma_layout=mma, a_layout=a, x_smem_layout=x_smem, w_smem_layout=w_smem,
-    )  # fmt: skip
+    return dict(word_layout=_word_layout(block_n, block_k, num_warps), w_smem_layout=w_smem, **layouts)
 
 
 def available(device: torch.device) -> bool:
@@ -383,33 +399,53 @@ def permute_like_kernel(x: torch.Tensor) -> torch.Tensor:
 
 
 @triton.jit
-def _prepare_x_kernel(x_ptr, x_out_ptr, xsum_ptr, M, K, stride_xm, G: tl.constexpr):
-    """Program (row m, group g): x[m, group] in the wgmma kernel's K order, and its fp32 sum."""
+def _prepare_x_kernel(x_ptr, x_out_ptr, xsum_ptr, M, K, stride_xm, G: tl.constexpr, NF4: tl.constexpr):
+    """Program (row m, group g): x[m, group] in the wgmma kernel's K order (int4's, or with NF4
+    nf4_wgmma.py's), and its fp32 sum (int4's fold needs it)."""
     m = tl.program_id(0).to(tl.int64)
     g = tl.program_id(1).to(tl.int64)
-    k = tl.arange(0, G)  # logical k' = 32c + 16b + 8h + 2t + e, read from physical position:
-    r = k % 32
-    physical = k - r + 8 * (r // 2 % 4) + 4 * (r % 2) + 2 * (r // 16) + r // 8 % 2
+    k = tl.arange(0, G)  # logical k' = 32c + 16b + 8h + 2t + e, read from its physical position
+    c, b, h, t, e = k // 32, k // 16 % 2, k // 8 % 2, k // 2 % 4, k % 2
+    if NF4:
+        physical = 8 * (t * (G // 32) + c) + 4 * b + 2 * h + e
+    else:
+        physical = 32 * c + 8 * t + 4 * e + 2 * b + h
     v = tl.load(x_ptr + m * stride_xm + g * G + physical)
     tl.store(x_out_ptr + m * K + g * G + k, v)
-    tl.store(xsum_ptr + g * M + m, tl.sum(v.to(tl.float32), axis=0))
+    if not NF4:
+        tl.store(xsum_ptr + g * M + m, tl.sum(v.to(tl.float32), axis=0))
 
 
-def prepare_x(x: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """x [M, K] -> (x in the kernel's K order [M, K], its sums per group [K / G, M] fp32): done
-    once per call, so that each of the kernel's programs copies x's tiles instead of permuting
-    and summing them (at M = 32 that work cost more than the weights' unpacking; 0007 run 17)."""
+def prepare_x(x: torch.Tensor, group_size: int, nf4: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [M, K] -> (x in the kernel's K order [M, K], its sums per group [K / G, M] fp32; with
+    `nf4`, nf4_wgmma.py's order and no sums): done once per call, so that each of the kernel's
+    programs copies x's tiles instead of permuting (and summing) them (at M = 32 that work cost
+    more than the weights' unpacking; 0007 run 17)."""
     M, K = x.shape
     x_out = torch.empty((M, K), dtype=x.dtype, device=x.device)
-    sums = torch.empty((K // group_size, M), dtype=torch.float32, device=x.device)
-    _prepare_x_kernel[(M, K // group_size)](x, x_out, sums, M, K, x.stride(0), G=group_size)
+    sums = torch.empty((0 if nf4 else K // group_size, M), dtype=torch.float32, device=x.device)
+    _prepare_x_kernel[(M, K // group_size)](x, x_out, sums, M, K, x.stride(0), G=group_size, NF4=nf4)
     return x_out, sums
+
+
+def plan_splits(config: WgmmaConfig, M: int, N: int, k_steps: int, out: torch.Tensor):
+    """(output tiles, splits along K, K steps per split, where the program's results go: the
+    fp32 partials [splits, M, N] when K is split, else `out`) for one launch of `config`."""
+    from inferlab.kernels._matmul_plan import _num_sms, split_k_for
+
+    num_tiles = triton.cdiv(N, config.block_n)
+    sms = _num_sms(out.device)
+    split = config.split_k or split_k_for(num_tiles, k_steps, sms, config.programs_per_sm)
+    steps_per_split = triton.cdiv(k_steps, min(split, k_steps))
+    split = triton.cdiv(k_steps, steps_per_split)  # splits that would start past K are dropped
+    partial = torch.empty((split, M, N), dtype=torch.float32, device=out.device) if split > 1 else out
+    return num_tiles, split, steps_per_split, partial
 
 
 def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: WgmmaConfig) -> torch.Tensor:
     """x [M <= 64, K] @ W.T into `out` [M, N] with the wgmma kernel (inputs already validated by
     w4a16_matmul)."""
-    from inferlab.kernels._matmul_plan import _num_sms, reduce_partials, split_k_for
+    from inferlab.kernels._matmul_plan import reduce_partials
 
     if x.stride(1) != 1:  # the kernel reads along K with unit stride (any row stride is fine)
         x = x.contiguous()
@@ -418,20 +454,10 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
     G = qweight.group_size
     if G not in SUPPORTED_GROUP_SIZES:
         raise ValueError(f"group_size must be one of {SUPPORTED_GROUP_SIZES}, not {G}")
-    if config.prepare_x and config.num_warps != 4:
-        # step i refills the x slot that step i - 1's wgmma read; with one warp group that wgmma
-        # is finished for every warp, with two the other group's may still be reading it
-        raise ValueError("prepare_x needs num_warps=4 (one warp group)")
     block_m = max(config.block_m, block_m_for(M))
     layouts = kernel_layouts(config.block_n, G, block_m, config.num_warps)
-    num_tiles = triton.cdiv(N, config.block_n)
-    k_steps = K // G
-    sms = _num_sms(x.device)
-    split = config.split_k or split_k_for(num_tiles, k_steps, sms, config.programs_per_sm)
-    steps_per_split = triton.cdiv(k_steps, min(split, k_steps))
-    split = triton.cdiv(k_steps, steps_per_split)
+    num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // G, out)
     write_partial = split > 1
-    partial = torch.empty((split, M, N), dtype=torch.float32, device=x.device) if write_partial else out
     magic_bits, magic_value = MAGIC[x.dtype]
     zeros = qweight.zeros
     x_sums = partial  # any fp32 pointer: unread unless the x is prepared

@@ -1,0 +1,231 @@
+"""nf4_wgmma: bitsandbytes' NF4 bytes looked up in registers straight into wgmma's A operand.
+
+Without a GPU: the look-up's PTX executed by a small model (`run_lookup_asm`) for every byte
+and code table, the K permutation, `prepare_x`'s NF4 order on the interpreter, and the kernel
+compiled for sm_90 (a non-trivial layout conversion is a compile error). On an sm_90 GPU: the
+kernel against the reference and the fp64 budget, and nf4_matmul's choice of it."""
+
+from __future__ import annotations
+
+import copy
+import random
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from inferlab.kernels.nf4_wgmma import (
+    code_table_words,
+    nf4_wgmma_matmul,
+    permute_like_kernel,
+    run_lookup_asm,
+    supports,
+)
+from inferlab.kernels.quant_formats import dequantize_nf4_ref, nf4_code, quantize_nf4_ref, unpack_nf4
+from inferlab.kernels.w4a16 import nf4_matmul, nf4_matmul_ref
+from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------- the look-up, no GPU
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("code", ["nf4", "random"])
+def test_lookup_asm_decodes_every_byte(dtype, code):
+    """Every byte value in every position of a word: out $2s, $2s+1 are the codes of byte s's
+    high nibble (element 2s) and low nibble (element 2s + 1), as 16-bit patterns of `dtype`."""
+    table = nf4_code() if code == "nf4" else torch.randn(16, generator=_gen(0))
+    bits = [b & 0xFFFF for b in table.to(dtype).view(torch.int16).tolist()]
+    tables = code_table_words(table, dtype)
+    rng = random.Random(1)
+    for byte in range(256):
+        for s in range(4):
+            word = rng.getrandbits(32) & ~(0xFF << (8 * s)) | byte << (8 * s)
+            out = run_lookup_asm(word, tables)
+            want = [bits[word >> (8 * j + shift) & 0xF] for j in range(4) for shift in (4, 0)]
+            assert out == want, (hex(word), out, want)
+
+
+def test_lookup_model_rejects_unknown_instructions(monkeypatch):
+    from inferlab.kernels import nf4_wgmma
+
+    monkeypatch.setattr(nf4_wgmma, "LOOKUP_ASM", "{\nadd.u32 a, $8, 1;\n}")
+    with pytest.raises(ValueError, match="add.u32"):
+        run_lookup_asm(0, [0] * 8)
+
+
+# ---------------------------------------------------------------- the K permutation, no GPU
+def _logical_columns(t: int, c: int, block_k: int) -> list[int]:
+    """Logical k' of word c of thread t, bytes s = 0..3, elements e = 0, 1 (high nibble first)."""
+    words = block_k // 32
+    physical = [8 * (t * words + c) + 2 * s + e for s in range(4) for e in range(2)]
+    order = permute_like_kernel(torch.arange(block_k).unsqueeze(0), block_k)[0].tolist()
+    return [order.index(k) for k in physical]
+
+
+@pytest.mark.parametrize("block_k", [32, 64, 128])
+def test_each_thread_reads_its_a_fragment_from_its_own_words(block_k):
+    """wgmma's A fragment: thread t of a quad holds columns 2t, 2t + 1, 2t + 8, 2t + 9 of every
+    k16 slice, as pairs (2t, 2t + 1) and (2t + 8, 2t + 9). Word c of thread t must hold exactly
+    its columns of chunk c, and byte s = 2b + h one register's pair in order."""
+    for t in range(4):
+        for c in range(block_k // 32):
+            logical = _logical_columns(t, c, block_k)
+            for s in range(4):
+                b, h = divmod(s, 2)
+                assert logical[2 * s : 2 * s + 2] == [32 * c + 16 * b + 8 * h + 2 * t + e for e in (0, 1)]
+
+
+def test_permuted_k_order_gives_the_same_dot_products():
+    k, n, bs = 256, 24, 64
+    w = torch.randn(n, k, generator=_gen(2))
+    packed, state = quantize_nf4_ref(w, bs, nested=False)
+    codes = unpack_nf4(packed, n * k).reshape(n, k)  # physical order, as the rows are stored
+    x = torch.randn(5, k, generator=_gen(3), dtype=torch.float64)
+    logical_w = permute_like_kernel(codes, bs)
+    torch.testing.assert_close(permute_like_kernel(x, bs) @ logical_w.double().t(), x @ codes.double().t())
+    assert not torch.equal(logical_w, codes)  # a real permutation, not the identity
+
+
+@pytest.mark.parametrize("block_k", [32, 128])
+def test_prepare_x_in_nf4_order(block_k, device):
+    from inferlab.kernels.w4a16_wgmma import prepare_x
+
+    x = torch.randn(3, 256, generator=_gen(5)).to(device=device, dtype=torch.float16)
+    permuted, sums = prepare_x(x, block_k, nf4=True)
+    assert torch.equal(permuted, permute_like_kernel(x, block_k))
+    assert sums.numel() == 0  # NF4 has no zero point: no sums of x
+
+
+def test_supports():
+    packed, state = quantize_nf4_ref(torch.randn(64, 256, generator=_gen(6)), 64)
+    assert supports(packed, 64)
+    assert not supports(packed, 256)  # one K step per absmax block: up to 128
+    assert not supports(packed.view(-1)[1:], 64)  # bytes not read as aligned words
+    with pytest.raises(ValueError, match="num_warps=4"):
+        from inferlab.kernels.nf4_wgmma import kernel_layouts
+
+        kernel_layouts(256, 64, 16, 8)
+
+
+# ---------------------------------------------------------------- compiled for sm_90, no GPU
+COMPILE_NF4 = r"""
+import os, re, subprocess, tempfile
+os.environ.pop("TRITON_INTERPRET", None)
+import torch
+torch.cuda.is_available = lambda: True  # nothing is launched
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.experimental.gluon._runtime import GluonASTSource
+from inferlab.kernels import nf4_wgmma as NW
+PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+
+def compile_one(bn, bs, bm, dt, nested, even_n, prepared=False, stages=3):
+    fn = NW._nf4_wgmma_kernel
+    cx = dict(NESTED=nested, WRITE_PARTIAL=True, EVEN_N=even_n, IS_BF16=dt == "bf16",
+              X_PREPARED=prepared, STAGES=stages, BLOCKSIZE2=256, BLOCK_N=bn, BLOCK_K=bs, BLOCK_M=bm,
+              **NW.kernel_layouts(bn, bs, bm, 4))
+    types = dict(x_ptr=f"*{dt}", out_ptr=f"*{dt}", partial_ptr="*fp32", weight_ptr="*i32",
+                 absmax_ptr="*u8" if nested else "*fp32", code_ptr="*fp32", absmax2_ptr="*fp32",
+                 code2_ptr="*fp32", offset_ptr="*fp32")
+    sig = {p.name: "constexpr" if p.name in cx else types.get(p.name, "i32") for p in fn.params}
+    aligned = [i for i, p in enumerate(fn.params)
+               if sig[p.name][0] == "*" or p.name in ("N", "K", "k_per_split", "stride_xm")]
+    src = GluonASTSource(fn, sig, constexprs=cx, attrs={(i,): [["tt.divisibility", 16]] for i in aligned})
+    ptx = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4}).asm["ptx"]
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
+        f.write(ptx)
+    report = subprocess.run([PTXAS, "-v", "--gpu-name=sm_90a", f.name, "-o", os.devnull],
+                            capture_output=True, text=True).stderr
+    spills = sum(int(n) for n in re.findall(r"(\d+) bytes spill stores", report))
+    print("ROW", bn, bs, bm, dt, spills, ptx.count("wgmma.mma_async"), ptx.count("prmt.b32"))
+
+compile_one(128, 64, 8, "bf16", True, True, stages=2)
+compile_one(128, 64, 32, "fp16", False, False, prepared=True, stages=2)
+compile_one(64, 128, 64, "bf16", True, True, prepared=True, stages=4)
+compile_one(64, 32, 16, "fp16", True, False)
+"""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the kernel runs for real below")
+def test_kernel_compiles_for_hopper_with_trivial_layout_conversion_and_no_spills():
+    pytest.importorskip("triton.experimental.gluon", reason="this Triton has no Gluon")
+    run = subprocess.run([sys.executable, "-c", COMPILE_NF4], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]  # assert_trivial=True: a real conversion fails here
+    rows = [row[1:] for row in map(str.split, run.stdout.splitlines()) if row[:1] == ["ROW"]]
+    assert len(rows) == 4, run.stdout
+    for bn, bs, *config, spills, wgmmas, prmts in rows:
+        assert spills == "0", config
+        assert int(wgmmas) > 0, config  # the tensor cores do the multiply-adds
+        words = int(bn) * int(bs) // 8 // 128  # per thread and step
+        assert int(prmts) == 14 * words, config  # the look-up is in the loop, once per word
+
+
+# ---------------------------------------------------------------- on an sm_90 GPU
+hopper = pytest.mark.skipif(
+    not (torch.cuda.is_available() and available(torch.device("cuda"))), reason="needs an sm_90 GPU"
+)
+
+
+def _nf4_inputs(m, k, n, dtype, blocksize, nested, seed):
+    w = torch.randn(n, k, generator=_gen(seed)).cuda()
+    packed, state = quantize_nf4_ref(w, blocksize, nested=nested)
+    state.dtype = dtype
+    x = torch.randn(m, k, generator=_gen(seed + 1)).to("cuda", dtype)
+    return x, packed, state
+
+
+@hopper
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("blocksize", [32, 64, 128])
+@pytest.mark.parametrize("nested", [False, True], ids=["plain", "nested"])
+@pytest.mark.parametrize(
+    ("m", "k", "n", "config"),
+    [
+        (1, 512, 200, WgmmaConfig(block_m=8, stages=2)),  # N not a multiple of block_n
+        (3, 1024, 200, WgmmaConfig(split_k=3, prepare_x=True)),  # the last split shorter
+        (16, 768, 256, WgmmaConfig(block_n=64, stages=4)),
+        (33, 512, 128, WgmmaConfig(block_n=64, split_k=1, stages=2)),
+        (64, 384, 192, WgmmaConfig(block_n=64, split_k=3, prepare_x=True)),
+    ],
+)
+def test_matches_reference_on_hopper(dtype, blocksize, nested, m, k, n, config):
+    x, packed, state = _nf4_inputs(m, k, n, dtype, blocksize, nested, m + k + n)
+    out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)  # poisoned
+    got = nf4_wgmma_matmul(x, packed, state, out, config)
+    assert got is out
+    fp32_state = copy.copy(state)
+    fp32_state.dtype = torch.float32
+    exact = x.double() @ dequantize_nf4_ref(packed, fp32_state).double().reshape(n, k).t()
+    want = nf4_matmul_ref(x, packed, state)  # W rounded to 16 bits first
+    err = (got.double() - exact).abs().max().item()
+    ref_err = (want.double() - exact).abs().max().item()
+    assert not got.isnan().any()
+    assert err <= 2 * ref_err + 1e-5 * exact.abs().max().item(), (err, ref_err)
+
+
+@hopper
+def test_nf4_matmul_takes_wgmma_up_to_64_rows(monkeypatch):
+    from inferlab.kernels import w4a16
+
+    calls = []
+    real = w4a16.nf4_wgmma_matmul
+    monkeypatch.setattr(w4a16, "nf4_wgmma_matmul", lambda *a: calls.append(a[0].shape[0]) or real(*a))
+    for m, blocksize in ((1, 64), (2, 64), (64, 128), (65, 64), (4, 256)):
+        x, packed, state = _nf4_inputs(m, 512, 128, torch.bfloat16, blocksize, True, m)
+        want = nf4_matmul_ref(x, packed, state)  # the wgmma kernel rounds W differently: a budget
+        atol = 0.01 * want.abs().max().item()
+        torch.testing.assert_close(w4a16.nf4_matmul(x, packed, state), want, rtol=0, atol=atol)
+    assert calls == [1, 2, 64]  # 65 rows and blocksize 256 take the tl kernels
+
+
+@hopper
+def test_x_with_any_strides_on_hopper():
+    _, packed, state = _nf4_inputs(1, 512, 256, torch.bfloat16, 64, True, 7)
+    wide = torch.randn(6, 1024, device="cuda", dtype=torch.bfloat16)
+    for x in (wide[:, 512:], torch.randn(512, 6, device="cuda", dtype=torch.bfloat16).t()):
+        torch.testing.assert_close(nf4_matmul(x, packed, state), nf4_matmul(x.contiguous(), packed, state),
+                                   rtol=0, atol=0)  # fmt: skip
