@@ -16,7 +16,7 @@ before it can exit), so only FMA_CONFIGS use it. With SPLIT_K = 1 the kernel sto
 ## Configs (module constants, no autotuning at import)
 
 WGMMA_CONFIGS for int4 up to WGMMA_MAX_M rows on sm_90 (w4a16_wgmma.py; chosen on an H100 by
-`benchmarks/sweep_wgmma_int4.py`), else FMA_CONFIGS (CUDA-core GEMV) for one row where a
+`benchmarks/sweep_wgmma.py`), else FMA_CONFIGS (CUDA-core GEMV) for one row where a
 format has one, GEMV_CONFIGS up to
 GEMV_MAX_M, TILED_CONFIGS by M above; a caller that passes `materialize=True` lets the weight be
 dequantized once and multiplied by cuBLAS from DEQUANT_MIN_M rows (w4a16_dequant.py). Split-K
@@ -103,7 +103,7 @@ GEMV_CONFIGS = {
 }
 GEMV_CONFIG = GEMV_CONFIGS["int4"]
 # int4 up to 64 rows on sm_90: the wgmma kernel whose unpacked nibbles are already wgmma's A
-# registers (w4a16_wgmma.py). Chosen on an H100 (benchmarks/sweep_wgmma_int4.py, 0007 runs 14-19):
+# registers (w4a16_wgmma.py). Chosen on an H100 (benchmarks/sweep_wgmma.py, 0007 runs 14-19):
 # (largest M, config). From 17 rows, x is permuted and summed once per call (`prepare_x`).
 WGMMA_MIN_M, WGMMA_MAX_M = 1, 64
 WGMMA_CONFIGS: tuple[tuple[int, WgmmaConfig], ...] = (

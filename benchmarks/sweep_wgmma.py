@@ -1,0 +1,99 @@
+"""Sweep the wgmma kernels (w4a16_wgmma.py for int4, nf4_wgmma.py for NF4) per Llama-3-8B layer
+and M, beside cuBLAS bf16, the default path and the tl kernels, on an H100/H200 (sm_90 only).
+
+Same method as sweep_w4a16.py (whose helpers it uses): each config is checked against
+"dequantize, fp32 matmul, round" first, with the exact-weight allowance (these kernels never
+round W the way the reference does), then timed as CUDA-graph replays over enough weight copies
+to exceed 3x the L2.
+
+    python3 benchmarks/sweep_wgmma.py [--format int4|nf4] [--m 1,16,32,64] [--layers 4096x14336,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+
+import torch
+from sweep_w4a16 import DTYPE, copies_for, graph_us, make_weights, reference_and_budget
+
+from inferlab.kernels.nf4_wgmma import nf4_wgmma_matmul
+from inferlab.kernels.w4a16 import LLAMA3_8B_LAYERS, config_for
+from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matmul
+
+
+def candidates(m: int, fmt: str) -> list[WgmmaConfig]:
+    """Around the per-M defaults (WGMMA_CONFIGS): tile, programs per SM, stages of the words'
+    ring, and x permuted (and summed) per program or once per call. NF4's kernel takes one warp
+    group only."""
+    tiles = [(64, 4), (128, 4)] if m <= 32 or fmt == "nf4" else [(64, 4), (128, 8)]
+    prepared = (False, True) if m > 1 else (False,)
+    return [
+        WgmmaConfig(block_n=bn, block_m=8 if m == 1 else 16, num_warps=w, programs_per_sm=p, stages=st,
+                    prepare_x=x)
+        for bn, w in tiles for p in (1, 2) for x in prepared for st in (2, 3, 4)
+        if not (x and w != 4)  # prepare_x: one warp group only
+    ]  # fmt: skip
+
+
+def wgmma_call(x, q, config, fmt):
+    n = q[1].shape[0] if fmt == "nf4" else q.shape[0]  # NF4: (packed bytes, QuantState)
+    out = torch.empty(x.shape[0], n, device=x.device, dtype=x.dtype)
+    if fmt == "nf4":
+        return nf4_wgmma_matmul(x, q[0], q[1], out, config)
+    return int4_wgmma_matmul(x, q, out, config)
+
+
+def sweep(m: int, k: int, n: int, fmt: str) -> None:
+    call, dense, nbytes, clone = make_weights(fmt, n, k)
+    weights = [clone() for _ in range(copies_for(nbytes))]
+    denses = [dense] * 2
+    x = torch.randn(m, k, device="cuda", dtype=DTYPE)
+    want, budget, unrounded = reference_and_budget(x, dense)
+    budget += unrounded  # the kernel does not round W as the reference does
+    cublas = graph_us([functools.partial(torch.mm, x, d.t()) for d in denses])
+    default = graph_us([functools.partial(call, x, q, None) for q in weights])
+    tl = graph_us([functools.partial(call, x, q, config_for(m, fmt)) for q in weights])
+    rows = []
+    for c in candidates(m, fmt):
+        try:
+            err = (wgmma_call(x, weights[0], c, fmt).float() - want).abs().max().item()
+        except Exception as e:  # a config that does not build
+            print(f"  skip {c.label}: {type(e).__name__}: {str(e).splitlines()[0][:100]}", flush=True)
+            continue
+        if not err <= budget:
+            print(f"  WRONG {c.label}: max error {err:.3g} > {budget:.3g}", flush=True)
+            continue
+        rows.append((graph_us([functools.partial(wgmma_call, x, q, c, fmt) for q in weights]), c))
+    rows.sort(key=lambda r: r[0])
+    best_us, best = rows[0] if rows else (math.nan, None)
+    print(
+        f"{fmt} {k:>5}->{n:<6} M={m:<3} cuBLAS {cublas:6.1f}  "
+        f"default {default:6.1f} ({cublas / default:.2f}x)  "
+        f"tl {tl:6.1f} ({cublas / tl:.2f}x)  wgmma {best_us:6.1f} ({cublas / best_us:.2f}x) "
+        f"{best.label if best else '-'}",
+        flush=True,
+    )
+    print("        top: " + "; ".join(f"{us:.1f} {c.label}" for us, c in rows[:5]), flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--format", choices=("int4", "nf4"), default="int4")
+    parser.add_argument("--m", default="1,16,32,64")
+    parser.add_argument("--layers", default=",".join(f"{k}x{n}" for k, n, _ in LLAMA3_8B_LAYERS))
+    args = parser.parse_args()
+    if not available(torch.device("cuda")):
+        print("the wgmma kernel needs an sm_90 GPU")
+        return 1
+    print(torch.cuda.get_device_name(), "torch", torch.__version__)
+    for layer in args.layers.split(","):
+        k, n = map(int, layer.split("x"))
+        for m in map(int, args.m.split(",")):
+            sweep(m, k, n, args.format)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
