@@ -27,12 +27,15 @@ def candidates(m: int, fmt: str) -> list[WgmmaConfig]:
     """Around the per-M defaults (WGMMA_CONFIGS): tile, programs per SM, stages of the words'
     ring, and x permuted (and summed) per program or once per call. NF4's kernel takes one warp
     group only."""
-    tiles = [(64, 4), (128, 4)] if m <= 32 or fmt == "nf4" else [(64, 4), (128, 8)]
     prepared = (False, True) if m > 1 else (False,)
+    if fmt == "nf4":  # the look-up is most of the work: more weights per step, more programs per SM
+        tiles, programs, stages = [(128, 4), (256, 4)], (1, 2, 3, 4), (2, 3)
+    else:
+        tiles, programs, stages = [(64, 4), (128, 4)] if m <= 32 else [(64, 4), (128, 8)], (1, 2), (2, 3, 4)
     return [
         WgmmaConfig(block_n=bn, block_m=8 if m == 1 else 16, num_warps=w, programs_per_sm=p, stages=st,
                     prepare_x=x)
-        for bn, w in tiles for p in (1, 2) for x in prepared for st in (2, 3, 4)
+        for bn, w in tiles for p in programs for x in prepared for st in stages
         if not (x and w != 4)  # prepare_x: one warp group only
     ]  # fmt: skip
 
