@@ -6,7 +6,8 @@ look-up's PTX is a constexpr global, read when the kernel compiles):
     free    the word split into 16-bit halves as they are (no instruction; wrong values)
     half    codes 0-7 only: one prmt per byte table, no choice between tables (11 per word)
 
-beside int4's wgmma kernel (g128) on the same layer. Times only (the free and half variants
+each on weights of blocksize 64 (bitsandbytes' default) and, to see what a longer K step gives,
+128, beside int4's wgmma kernel (g128) on the same layer. Times only (the free and half variants
 compute wrong products); CUDA-graph replays over rotating weight copies as in the sweeps.
 
     PYTHONPATH=src:benchmarks python3 experiments/0007-weight-only-matmuls/probe_nf4_lookup.py
@@ -39,28 +40,35 @@ mov.b32 {$6, $7}, r;
 
 def time_variant(variant: str) -> None:
     import torch
-    from sweep_w4a16 import DTYPE, copies_for, graph_us, make_weights
+    from sweep_w4a16 import DTYPE, _clone_nf4, copies_for, graph_us, make_weights
+
+    from inferlab.kernels.quant_formats import quantize_nf4_ref
 
     from inferlab.kernels import nf4_wgmma
     from inferlab.kernels.w4a16_wgmma import WgmmaConfig
 
     if variant != "full":
         nf4_wgmma._LOOKUP_ASM = nf4_wgmma.gl.constexpr(FREE if variant == "free" else HALF)
-    for fmt in ("nf4", "int4") if variant == "full" else ("nf4",):
+    for fmt in ("nf4", "nf4-128", "int4") if variant == "full" else ("nf4", "nf4-128"):
         for k, n in ((4096, 14336), (14336, 4096)):
-            _, _, nbytes, clone = make_weights(fmt, n, k)
+            if fmt == "nf4-128":
+                packed, state = quantize_nf4_ref(torch.randn(n, k, device="cuda"), 128)
+                state.dtype = DTYPE
+                nbytes, clone = packed.nbytes, functools.partial(_clone_nf4, packed, state)
+            else:
+                _, _, nbytes, clone = make_weights(fmt, n, k)
             weights = [clone() for _ in range(copies_for(nbytes))]
             for m in (1, 16):
                 x = torch.randn(m, k, device="cuda", dtype=DTYPE)
                 config = WgmmaConfig(block_n=128, block_m=8 if m == 1 else 16, programs_per_sm=4, stages=2)
-                if fmt == "nf4":
+                if fmt != "int4":
                     call = functools.partial(_nf4, x, config=config)
                 else:
                     from inferlab.kernels.w4a16 import w4a16_matmul
 
                     call = lambda q, x=x: w4a16_matmul(x, q)  # noqa: E731  the int4 default
                 us = graph_us([functools.partial(call, q) for q in weights])
-                print(f"{fmt:4} {variant:4} {k:>5}->{n:<6} M={m:<3} {us:6.1f} us", flush=True)
+                print(f"{fmt:7} {variant:4} {k:>5}->{n:<6} M={m:<3} {us:6.1f} us", flush=True)
 
 
 def _nf4(x, q, config):
