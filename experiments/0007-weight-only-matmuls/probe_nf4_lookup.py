@@ -42,9 +42,8 @@ def time_variant(variant: str) -> None:
     import torch
     from sweep_w4a16 import DTYPE, _clone_nf4, copies_for, graph_us, make_weights
 
-    from inferlab.kernels.quant_formats import quantize_nf4_ref
-
     from inferlab.kernels import nf4_wgmma
+    from inferlab.kernels.quant_formats import quantize_nf4_ref
     from inferlab.kernels.w4a16_wgmma import WgmmaConfig
 
     if variant != "full":
