@@ -105,10 +105,14 @@ def test_supports():
     assert supports(packed, 64)
     assert not supports(packed, 256)  # one K step per absmax block: up to 128
     assert not supports(packed.view(-1)[1:], 64)  # bytes not read as aligned words
-    with pytest.raises(ValueError, match="num_warps=4"):
-        from inferlab.kernels.nf4_wgmma import kernel_layouts
+    from inferlab.kernels.nf4_wgmma import kernel_layouts
 
+    with pytest.raises(ValueError, match="num_warps=4"):
         kernel_layouts(256, 64, 16, 8)
+    with pytest.raises(ValueError, match="blocks_per_step"):
+        kernel_layouts(128, 32, 16, 4, 2)  # x's block slices must start on a swizzle atom
+    with pytest.raises(ValueError, match="at most 256"):
+        kernel_layouts(128, 128, 16, 4, 4)
 
 
 # ---------------------------------------------------------------- compiled for sm_90, no GPU
@@ -123,11 +127,11 @@ from triton.experimental.gluon._runtime import GluonASTSource
 from inferlab.kernels import nf4_wgmma as NW
 PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
 
-def compile_one(bn, bs, bm, dt, nested, even_n, prepared=False, stages=3):
+def compile_one(bn, bs, bm, dt, nested, even_n, prepared=False, stages=3, blocks=1):
     fn = NW._nf4_wgmma_kernel
     cx = dict(NESTED=nested, WRITE_PARTIAL=True, EVEN_N=even_n, IS_BF16=dt == "bf16",
-              X_PREPARED=prepared, STAGES=stages, BLOCKSIZE2=256, BLOCK_N=bn, BLOCK_K=bs, BLOCK_M=bm,
-              **NW.kernel_layouts(bn, bs, bm, 4))
+              X_PREPARED=prepared, STAGES=stages, BLOCKSIZE2=256, BLOCK_N=bn, BLOCK_K=bs, BLOCKS=blocks,
+              BLOCK_M=bm, **NW.kernel_layouts(bn, bs, bm, 4, blocks))
     types = dict(x_ptr=f"*{dt}", out_ptr=f"*{dt}", partial_ptr="*fp32", weight_ptr="*i32",
                  absmax_ptr="*u8" if nested else "*fp32", code_ptr="*fp32", absmax2_ptr="*fp32",
                  code2_ptr="*fp32", offset_ptr="*fp32")
@@ -141,11 +145,12 @@ def compile_one(bn, bs, bm, dt, nested, even_n, prepared=False, stages=3):
     report = subprocess.run([PTXAS, "-v", "--gpu-name=sm_90a", f.name, "-o", os.devnull],
                             capture_output=True, text=True).stderr
     spills = sum(int(n) for n in re.findall(r"(\d+) bytes spill stores", report))
-    print("ROW", bn, bs, bm, dt, spills, ptx.count("wgmma.mma_async"), ptx.count("prmt.b32"))
+    print("ROW", bn, bs * blocks, bm, dt, spills, ptx.count("wgmma.mma_async"), ptx.count("prmt.b32"))
 
 compile_one(128, 64, 8, "bf16", True, True, stages=2)
-compile_one(128, 64, 32, "fp16", False, False, prepared=True, stages=2)
-compile_one(64, 128, 64, "bf16", True, True, prepared=True, stages=4)
+compile_one(128, 64, 16, "bf16", True, False, stages=2, blocks=4)
+compile_one(128, 64, 32, "fp16", False, False, prepared=True, stages=2, blocks=2)
+compile_one(64, 128, 64, "bf16", True, True, prepared=True, stages=4, blocks=2)
 compile_one(64, 32, 16, "fp16", True, False)
 """
 
@@ -156,11 +161,11 @@ def test_kernel_compiles_for_hopper_with_trivial_layout_conversion_and_no_spills
     run = subprocess.run([sys.executable, "-c", COMPILE_NF4], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]  # assert_trivial=True: a real conversion fails here
     rows = [row[1:] for row in map(str.split, run.stdout.splitlines()) if row[:1] == ["ROW"]]
-    assert len(rows) == 4, run.stdout
-    for bn, bs, *config, spills, wgmmas, prmts in rows:
+    assert len(rows) == 5, run.stdout
+    for bn, step_k, *config, spills, wgmmas, prmts in rows:
         assert spills == "0", config
         assert int(wgmmas) > 0, config  # the tensor cores do the multiply-adds
-        words = int(bn) * int(bs) // 8 // 128  # per thread and step
+        words = int(bn) * int(step_k) // 8 // 128  # per thread and step
         assert int(prmts) == 14 * words, config  # the look-up is in the loop, once per word
 
 
@@ -190,9 +195,15 @@ def _nf4_inputs(m, k, n, dtype, blocksize, nested, seed):
         (16, 768, 256, WgmmaConfig(block_n=64, stages=4)),
         (33, 512, 128, WgmmaConfig(block_n=64, split_k=1, stages=2)),
         (64, 384, 192, WgmmaConfig(block_n=64, split_k=3, prepare_x=True)),
+        (1, 1024, 200, WgmmaConfig(block_m=8, stages=2, blocks_per_step=2)),  # two blocks a step
+        (5, 2048, 384, WgmmaConfig(split_k=3, blocks_per_step=4)),
+        (20, 1024, 128, WgmmaConfig(block_n=64, prepare_x=True, blocks_per_step=2)),
     ],
 )
 def test_matches_reference_on_hopper(dtype, blocksize, nested, m, k, n, config):
+    blocks = config.blocks_per_step
+    if blocks > 1 and (blocksize == 32 or blocksize * blocks > 256):
+        pytest.skip("blocks_per_step > 1 needs blocksize 64 or 128, and a K step of at most 256")
     x, packed, state = _nf4_inputs(m, k, n, dtype, blocksize, nested, m + k + n)
     out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)  # poisoned
     got = nf4_wgmma_matmul(x, packed, state, out, config)

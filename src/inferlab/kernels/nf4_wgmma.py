@@ -116,11 +116,12 @@ if HAVE_GLUON:
         return gl.reshape(w, [BLOCK_N, BLOCK_K])
 
     @gluon.jit
-    def _permute_x(x, BLOCK_M: gl.constexpr, BLOCK_K: gl.constexpr):
-        """x's [BLOCK_M, BLOCK_K] tile from physical k = 8 (tC + c) + 4b + 2h + e to logical k'."""
-        x = gl.reshape(x, [BLOCK_M, 4, BLOCK_K // 32, 2, 2, 2])  # [m, t, c, b, h, e]
-        x = gl.permute(x, [0, 2, 3, 4, 1, 5])  # [m, c, b, h, t, e]
-        return gl.reshape(x, [BLOCK_M, BLOCK_K])
+    def _permute_x(x, BLOCK_M: gl.constexpr, BLOCK_K: gl.constexpr, BLOCKS: gl.constexpr):
+        """x's [BLOCK_M, BLOCKS * BLOCK_K] tile, block by block, from physical k = 8 (tC + c) + 4b
+        + 2h + e to logical k'."""
+        x = gl.reshape(x, [BLOCK_M, BLOCKS, 4, BLOCK_K // 32, 2, 2, 2])  # [m, j, t, c, b, h, e]
+        x = gl.permute(x, [0, 1, 3, 4, 5, 2, 6])  # [m, j, c, b, h, t, e]
+        return gl.reshape(x, [BLOCK_M, BLOCKS * BLOCK_K])
 
     @gluon.jit
     def _mul_rn(a, b):
@@ -130,18 +131,19 @@ if HAVE_GLUON:
                                          is_pure=True, pack=1)  # fmt: skip
 
     @gluon.jit
-    def _load_step(x_rows, x_in, block_rows, row_in, absmax_ptr, absmax2_ptr, code2_ptr, offset, k0,
+    def _load_step(x_rows, x_in, step_blocks, blocks_in, absmax_ptr, absmax2_ptr, code2_ptr, offset, k0,
                    BLOCK_K: gl.constexpr, BLOCKSIZE2: gl.constexpr, NESTED: gl.constexpr,
                    X_PREPARED: gl.constexpr):  # fmt: skip
-        """One K step's small operands, loaded a step ahead: each row's absmax (fp32; double
-        dequantized when NESTED, as nf4.py does) and, unless X_PREPARED, x's tile."""
-        blocks = block_rows + k0 // BLOCK_K
+        """One K step's small operands, loaded a step ahead: the absmax of each row and block of
+        the step ([BLOCK_N, BLOCKS] fp32; double dequantized when NESTED, as nf4.py does) and,
+        unless X_PREPARED, x's tile."""
+        blocks = step_blocks + k0 // BLOCK_K
         if NESTED:
-            q = gl.load(absmax_ptr + blocks, mask=row_in, other=0).to(gl.int32)
-            scale2 = gl.load(absmax2_ptr + blocks // BLOCKSIZE2, mask=row_in, other=0.0)
+            q = gl.load(absmax_ptr + blocks, mask=blocks_in, other=0).to(gl.int32)
+            scale2 = gl.load(absmax2_ptr + blocks // BLOCKSIZE2, mask=blocks_in, other=0.0)
             absmax = _mul_rn(gl.load(code2_ptr + q), scale2) + offset
         else:
-            absmax = gl.load(absmax_ptr + blocks, mask=row_in, other=0.0)
+            absmax = gl.load(absmax_ptr + blocks, mask=blocks_in, other=0.0)
         if X_PREPARED:  # x's tile goes to shared memory by cp.async, with the words
             x = gl.full([1], 0.0, gl.float32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0]))
         else:
@@ -152,79 +154,91 @@ if HAVE_GLUON:
     def _nf4_wgmma_kernel(
         x_ptr, out_ptr, partial_ptr, weight_ptr, absmax_ptr, code_ptr, absmax2_ptr, code2_ptr,
         offset_ptr, M, N, K, stride_xm, k_per_split,
-        BLOCKSIZE2: gl.constexpr, NESTED: gl.constexpr, WRITE_PARTIAL: gl.constexpr, EVEN_N: gl.constexpr,
-        IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr, STAGES: gl.constexpr,
-        BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr,
-        word_layout: gl.constexpr, x_layout: gl.constexpr,
-        mma_layout: gl.constexpr, a_layout: gl.constexpr, x_smem_layout: gl.constexpr,
-        w_smem_layout: gl.constexpr,
+        BLOCKSIZE2: gl.constexpr, NESTED: gl.constexpr, WRITE_PARTIAL: gl.constexpr,
+        EVEN_N: gl.constexpr, IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr, STAGES: gl.constexpr,
+        BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCKS: gl.constexpr, BLOCK_M: gl.constexpr,
+        word_layout: gl.constexpr, step_word_layout: gl.constexpr, absmax_layout: gl.constexpr,
+        x_layout: gl.constexpr, mma_layout: gl.constexpr, a_layout: gl.constexpr,
+        x_smem_layout: gl.constexpr, w_smem_layout: gl.constexpr,
     ):  # fmt: skip
         """Program (n tile, split): y[:, n tile] (or its split's fp32 partial) for x rows
-        0 .. M - 1 <= BLOCK_M - 1. One K step is one absmax block (BLOCK_K = blocksize);
-        weight_ptr is the packed bytes read as int32 words [N, K / 8]. The ring, the barrier
-        and the step-ahead loads are w4a16_wgmma.py's."""
+        0 .. M - 1 <= BLOCK_M - 1. One K step is BLOCKS absmax blocks (BLOCK_K = blocksize), each
+        permuted on its own, multiplied by its own wgmma and folded with its absmax; weight_ptr
+        is the packed bytes read as int32 words [N, K / 8]. The ring, the barrier and the
+        step-ahead loads are w4a16_wgmma.py's."""
         pid_n = gl.program_id(0)
         pid_k = gl.program_id(1)
         dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
+        STEP_K: gl.constexpr = BLOCKS * BLOCK_K
         lo = _code_table_words(code_ptr, dtype, False)
         hi = _code_table_words(code_ptr, dtype, True)
-        offs_n = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, word_layout))
-        offs_w = gl.arange(0, BLOCK_K // 8, layout=gl.SliceLayout(0, word_layout))
+        offs_n = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, step_word_layout))
+        offs_w = gl.arange(0, STEP_K // 8, layout=gl.SliceLayout(0, step_word_layout))
         offs_xm = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, x_layout))
-        offs_xk = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, x_layout))
+        offs_xk = gl.arange(0, STEP_K, layout=gl.SliceLayout(0, x_layout))
         offs_on = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
         offs_om = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
-        w_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N, BLOCK_K // 8], w_smem_layout)
-        x_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, BLOCK_K], x_smem_layout)
+        offs_an = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, absmax_layout))
+        offs_aj = gl.arange(0, BLOCKS, layout=gl.SliceLayout(0, absmax_layout))
+        w_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N, STEP_K // 8], w_smem_layout)
+        x_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, STEP_K], x_smem_layout)
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
         part = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
 
         k_start = pid_k * k_per_split
         k_end = gl.minimum(k_start + k_per_split, K)
-        k_last = k_end - BLOCK_K  # fetches past the split re-read its last step: no mask
+        k_last = k_end - STEP_K  # fetches past the split re-read its last step: no mask
         n_in = offs_n < N
         out_n_in = offs_on < N
         x_rows = x_ptr + offs_xm[:, None].to(gl.int64) * stride_xm + offs_xk[None, :]
         x_in = offs_xm[:, None] < M
         word_rows = weight_ptr + offs_n[:, None].to(gl.int64) * (K // 8) + offs_w[None, :]
-        block_rows = offs_on * (K // BLOCK_K)  # int32: `supports` checks that it fits
+        # absmax block of (row, block j of the step): int32, `supports` checks that it fits
+        step_blocks = offs_an[:, None] * (K // BLOCK_K) + offs_aj[None, :]
+        blocks_in = (offs_an[:, None] < N) & (offs_aj[None, :] < BLOCKS)
         if NESTED:
             offset = gl.load(offset_ptr)
         else:
             offset = 0.0
         for stage in gl.static_range(STAGES - 1):
-            k_fetch = gl.minimum(k_start + stage * BLOCK_K, k_last)
+            k_fetch = gl.minimum(k_start + stage * STEP_K, k_last)
             _fetch_stage(
                 w_smem, x_smem, stage, word_rows + k_fetch // 8, n_in, x_rows + k_fetch, x_in,
                 EVEN_N, X_PREPARED,
             )  # fmt: skip
         x, absmax = _load_step(
-            x_rows, x_in, block_rows, out_n_in, absmax_ptr, absmax2_ptr, code2_ptr, offset, k_start,
+            x_rows, x_in, step_blocks, blocks_in, absmax_ptr, absmax2_ptr, code2_ptr, offset, k_start,
             BLOCK_K, BLOCKSIZE2, NESTED, X_PREPARED,
         )  # fmt: skip
         stage = 0
-        for k0 in range(k_start, k_end, BLOCK_K):
-            k_next = gl.minimum(k0 + BLOCK_K, k_last)
+        for k0 in range(k_start, k_end, STEP_K):
+            k_next = gl.minimum(k0 + STEP_K, k_last)
             next_x, next_absmax = _load_step(
-                x_rows, x_in, block_rows, out_n_in, absmax_ptr, absmax2_ptr, code2_ptr, offset,
+                x_rows, x_in, step_blocks, blocks_in, absmax_ptr, absmax2_ptr, code2_ptr, offset,
                 k_next, BLOCK_K, BLOCKSIZE2, NESTED, X_PREPARED,
             )  # fmt: skip
-            k_fetch = gl.minimum(k0 + (STAGES - 1) * BLOCK_K, k_last)
+            k_fetch = gl.minimum(k0 + (STAGES - 1) * STEP_K, k_last)
             _fetch_stage(
                 w_smem, x_smem, (stage + STAGES - 1) % STAGES, word_rows + k_fetch // 8, n_in,
                 x_rows + k_fetch, x_in, EVEN_N, X_PREPARED,
             )  # fmt: skip
             wait_group(STAGES - 1)  # this step's copies have landed
-            words = w_smem.index(stage).load(word_layout)
-            a = _look_up(words, lo, hi, BLOCK_N, BLOCK_K, dtype)
-            a = gl.convert_layout(a, a_layout, assert_trivial=True)  # no data moves
             x_tile = x_smem.index(stage)
             if not X_PREPARED:
-                x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K))
+                x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K, BLOCKS))
             fence_async_shared()
             _cta_barrier()  # every thread's part of x's tile is in shared memory
-            part = warpgroup_mma(a, x_tile.permute([1, 0]), part, use_acc=False)
-            acc += part * absmax[:, None]
+            for j in gl.static_range(BLOCKS):
+                words = w_smem.index(stage).slice(j * (BLOCK_K // 8), BLOCK_K // 8, dim=1).load(word_layout)
+                a = _look_up(words, lo, hi, BLOCK_N, BLOCK_K, dtype)
+                a = gl.convert_layout(a, a_layout, assert_trivial=True)  # no data moves
+                x_block = x_tile.slice(j * BLOCK_K, BLOCK_K, dim=1).permute([1, 0])
+                part = warpgroup_mma(a, x_block, part, use_acc=False)
+                scale = gl.sum(gl.where(offs_aj[None, :] == j, absmax, 0.0), axis=1)  # in registers
+                acc += (
+                    part
+                    * gl.convert_layout(scale, gl.SliceLayout(1, mma_layout), assert_trivial=True)[:, None]
+                )
             stage = (stage + 1) % STAGES
             x, absmax = next_x, next_absmax
         wait_group(0)  # no copy may land in shared memory after the program ends
@@ -237,32 +251,65 @@ if HAVE_GLUON:
             gl.store(out_ptr + offs, acc.to(dtype), mask=out_mask)
 
 
-def _word_layout(block_n: int, block_k: int, num_warps: int):
-    """[block_n, block_k / 8] words in wgmma's A layout before the look-up: lanes t (the C
-    adjacent words of a row a thread copies at once) and g (row); registers those C words, row
-    g + 8, then the 64-row blocks; warps 16-row blocks. Each thread copies (cp.async) and later
-    reads exactly its own words, so the ring needs no barrier."""
-    words = block_k // 32  # C: adjacent words per thread and row
+def _row_bases(block_n: int, num_warps: int) -> dict:
+    """wgmma's A rows as a linear layout: lane g row g, register row + 8 then the 64-row blocks,
+    warp w rows 16w (lanes t, the quad, hold the same rows)."""
+    return dict(
+        regs=[[8, 0]] + [[64 << j, 0] for j in range((block_n // 64).bit_length() - 1)],
+        lanes=[[1, 0], [2, 0], [4, 0]],
+        warps=[[16 << j, 0] for j in range(num_warps.bit_length() - 1)],
+    )
+
+
+def _word_layout(block_n: int, block_k: int, num_warps: int, blocks: int = 1):
+    """[block_n, blocks * block_k / 8] words in wgmma's A layout before the look-up: lanes t
+    (the C adjacent words of a row and block a thread copies at once) and g (row); registers
+    those C words, the blocks of the step, row g + 8, then the 64-row blocks; warps 16-row
+    blocks. Each thread copies (cp.async) and later reads exactly its own words, so the ring
+    needs no barrier."""
+    words = block_k // 32  # C: adjacent words per thread, row and block
+    rows = _row_bases(block_n, num_warps)
     regs = [[0, 1 << j] for j in range(words.bit_length() - 1)]
-    regs += [[8, 0]] + [[64 << j, 0] for j in range((block_n // 64).bit_length() - 1)]
+    regs += [[0, (block_k // 8) << j] for j in range(blocks.bit_length() - 1)]
     return gl.DistributedLinearLayout(
-        reg_bases=regs,
-        lane_bases=[[0, words], [0, 2 * words], [1, 0], [2, 0], [4, 0]],
-        warp_bases=[[16 << j, 0] for j in range(num_warps.bit_length() - 1)],
+        reg_bases=regs + rows["regs"],
+        lane_bases=[[0, words], [0, 2 * words]] + rows["lanes"],
+        warp_bases=rows["warps"],
         block_bases=[],
-        shape=[block_n, block_k // 8],
+        shape=[block_n, blocks * block_k // 8],
+    )
+
+
+def _absmax_layout(block_n: int, num_warps: int, blocks: int):
+    """[block_n, blocks] absmax values: each row where wgmma's accumulator has it (the quad's
+    4 lanes alike), the blocks of the step in registers."""
+    rows = _row_bases(block_n, num_warps)
+    return gl.DistributedLinearLayout(
+        reg_bases=[[0, 1 << j] for j in range(blocks.bit_length() - 1)] + rows["regs"],
+        lane_bases=[[0, 0], [0, 0]] + rows["lanes"],
+        warp_bases=rows["warps"],
+        block_bases=[],
+        shape=[block_n, blocks],
     )
 
 
 @functools.cache
-def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> dict:
-    """`operand_layouts`, the words (`_word_layout`) and their shared-memory ring: rows of
-    block_k / 8 words, unswizzled (a warp reads 8 whole rows at once: no bank conflict)."""
+def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int, blocks: int = 1) -> dict:
+    """`operand_layouts` for a K step of `blocks` absmax blocks, the words of one block
+    (`_word_layout`) and of the step (how they are copied), the absmax, and the words'
+    shared-memory ring: rows of blocks * block_k / 8 words, unswizzled."""
     if num_warps != 4:  # two warp groups would take rows 64 apart: another word layout
         raise ValueError(f"the NF4 wgmma kernel takes num_warps=4 (one warp group), not {num_warps}")
-    layouts = operand_layouts(block_n, block_k, block_m, num_warps)
-    w_smem = gl.SwizzledSharedLayout(vec=1, per_phase=1, max_phase=1, order=[1, 0])
-    return dict(word_layout=_word_layout(block_n, block_k, num_warps), w_smem_layout=w_smem, **layouts)
+    if blocks not in (1, 2, 4) or (blocks > 1 and block_k < 64):
+        raise ValueError(f"blocks_per_step must be 1, 2 or 4 (1 for blocksize 32), not {blocks}")
+    layouts = operand_layouts(block_n, block_k, block_m, num_warps, blocks * block_k)
+    return dict(
+        word_layout=_word_layout(block_n, block_k, num_warps),
+        step_word_layout=_word_layout(block_n, block_k, num_warps, blocks),
+        absmax_layout=_absmax_layout(block_n, num_warps, blocks),
+        w_smem_layout=gl.SwizzledSharedLayout(vec=1, per_phase=1, max_phase=1, order=[1, 0]),
+        **layouts,
+    )  # fmt: skip
 
 
 def permute_like_kernel(x: torch.Tensor, block_k: int) -> torch.Tensor:
@@ -290,8 +337,12 @@ def nf4_wgmma_matmul(x: torch.Tensor, weight: torch.Tensor, quant_state, out: to
     M, K = x.shape
     N = out.shape[1]
     block_m = max(config.block_m, block_m_for(M))
-    layouts = kernel_layouts(config.block_n, blocksize, block_m, config.num_warps)
-    num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // blocksize, out)
+    blocks = config.blocks_per_step
+    if (K // blocksize) % blocks:
+        raise ValueError(f"K = {K} is not a whole number of steps of {blocks} absmax blocks of {blocksize}")
+    layouts = kernel_layouts(config.block_n, blocksize, block_m, config.num_warps, blocks)
+    step_k = blocks * blocksize
+    num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // step_k, out)
     if config.prepare_x:
         x, _ = prepare_x(x, blocksize, nf4=True)
     nested = absmax2 is not None
@@ -299,10 +350,10 @@ def nf4_wgmma_matmul(x: torch.Tensor, weight: torch.Tensor, quant_state, out: to
     _nf4_wgmma_kernel[(num_tiles, split)](
         x, out, partial, weight.view(-1).view(torch.int32), absmax, quant_state.code,
         absmax2 if nested else absmax, code2 if nested else absmax, offset if nested else absmax,
-        M, N, K, x.stride(0), steps_per_split * blocksize,
+        M, N, K, x.stride(0), steps_per_split * step_k,
         BLOCKSIZE2=blocksize2, NESTED=nested, WRITE_PARTIAL=split > 1, EVEN_N=N % config.block_n == 0,
         IS_BF16=x.dtype == torch.bfloat16, X_PREPARED=config.prepare_x, STAGES=config.stages,
-        BLOCK_N=config.block_n, BLOCK_K=blocksize, BLOCK_M=block_m, **layouts,
+        BLOCK_N=config.block_n, BLOCK_K=blocksize, BLOCKS=blocks, BLOCK_M=block_m, **layouts,
         num_warps=config.num_warps,
     )  # fmt: skip
     if split > 1:

@@ -103,6 +103,7 @@ class WgmmaConfig:
     programs_per_sm: int = 2
     prepare_x: bool = False  # x permuted and summed per group once per call (`prepare_x`)
     stages: int = 3  # shared-memory slots of the words' cp.async ring (stages - 1 steps ahead)
+    blocks_per_step: int = 1  # NF4 (nf4_wgmma.py): absmax blocks per K step (int4: one group)
 
     def __post_init__(self) -> None:
         if self.prepare_x and self.num_warps != 4:
@@ -114,6 +115,7 @@ class WgmmaConfig:
     def label(self) -> str:
         split = "" if self.split_k is None else f" split{self.split_k}"
         prepared = " x-prepared" if self.prepare_x else ""
+        prepared += f" {self.blocks_per_step} blocks/step" if self.blocks_per_step > 1 else ""
         tiles = f"wgmma n{self.block_n} w{self.num_warps} s{self.stages}"
         return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}"
 
@@ -332,9 +334,10 @@ def _word_layout(block_n: int, block_k: int, num_warps: int):
 
 
 @functools.cache
-def operand_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) -> dict:
-    """The layouts every wgmma kernel here shares, as constexpr arguments: x's tile in registers
-    and in shared memory, the wgmma accumulator and its A operand (the weight)."""
+def operand_layouts(block_n: int, block_k: int, block_m: int, num_warps: int, step_k: int = 0) -> dict:
+    """The layouts every wgmma kernel here shares, as constexpr arguments: x's tile (`step_k`
+    columns, block_k by default) in registers and in shared memory, the wgmma accumulator and
+    its A operand (the weight, block_k columns per wgmma)."""
     if num_warps not in (4, 8):
         raise ValueError(f"num_warps must be 4 or 8 (one or two warp groups), not {num_warps}")
     rows = 16 * num_warps
@@ -347,13 +350,16 @@ def operand_layouts(block_n: int, block_k: int, block_m: int, num_warps: int) ->
     mma = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, block_m, 16]
     )
+    step_k = step_k or block_k
+    if step_k % block_k or not block_k <= step_k <= 256:
+        raise ValueError(f"a K step of {step_k} must be a multiple of {block_k}, at most 256")
     x = gl.BlockedLayout(
-        size_per_thread=[1, 8], threads_per_warp=[32 * 8 // block_k, block_k // 8],
+        size_per_thread=[1, 8], threads_per_warp=[32 * 8 // step_k, step_k // 8],
         warps_per_cta=[num_warps, 1], order=[1, 0],
     )  # fmt: skip
     return dict(
         x_layout=x, mma_layout=mma, a_layout=gl.DotOperandLayout(operand_index=0, parent=mma, k_width=2),
-        x_smem_layout=gl.NVMMASharedLayout.get_default_for([block_m, block_k], gl.bfloat16),
+        x_smem_layout=gl.NVMMASharedLayout.get_default_for([block_m, step_k], gl.bfloat16),
     )  # fmt: skip
 
 
@@ -454,6 +460,8 @@ def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wgmma
     G = qweight.group_size
     if G not in SUPPORTED_GROUP_SIZES:
         raise ValueError(f"group_size must be one of {SUPPORTED_GROUP_SIZES}, not {G}")
+    if config.blocks_per_step != 1:
+        raise ValueError("blocks_per_step is NF4's (nf4_wgmma.py): the int4 kernel takes one group per step")
     block_m = max(config.block_m, block_m_for(M))
     layouts = kernel_layouts(config.block_n, G, block_m, config.num_warps)
     num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // G, out)
