@@ -1,21 +1,33 @@
-"""One w4a16_matmul call per M on the 4096 -> 14336 layer, for Nsight Compute (0007 run 25):
+"""One wgmma-kernel call per M on the 4096 -> 14336 layer, for Nsight Compute (0007 runs 25, 33):
 
     ncu --kernel-name regex:_int4_wgmma_kernel --launch-skip 2 --launch-count 1 \\
         --section SpeedOfLight --section WarpStateStats --section SchedulerStats \\
         --section Occupancy --section MemoryWorkloadAnalysis \\
-        python3 experiments/0007-weight-only-matmuls/profile_wgmma.py 16
+        python3 experiments/0007-weight-only-matmuls/profile_wgmma.py 16 [int4|nf4]
+
+int4: w4a16_matmul's default (g128); nf4: nf4_matmul's default (blocksize 64, nested absmax).
+Run 33 added --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio, the
+stall reasons per issued instruction.
 """
 
 import sys
 
 import torch
 
-from inferlab.kernels.quant_formats import quantize_int4
-from inferlab.kernels.w4a16 import w4a16_matmul
+from inferlab.kernels.quant_formats import quantize_int4, quantize_nf4_ref
+from inferlab.kernels.w4a16 import nf4_matmul, w4a16_matmul
 
 m = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-qw = quantize_int4(torch.randn(14336, 4096, device="cuda"), 128, scale_dtype=torch.bfloat16)
+fmt = sys.argv[2] if len(sys.argv) > 2 else "int4"
+w = torch.randn(14336, 4096, device="cuda")
 x = torch.randn(m, 4096, device="cuda", dtype=torch.bfloat16)
+if fmt == "nf4":
+    packed, state = quantize_nf4_ref(w, 64)
+    state.dtype = torch.bfloat16
+    call = lambda: nf4_matmul(x, packed, state)  # noqa: E731
+else:
+    qw = quantize_int4(w, 128, scale_dtype=torch.bfloat16)
+    call = lambda: w4a16_matmul(x, qw)  # noqa: E731
 for _ in range(4):  # compile, then the launches ncu skips and the one it profiles
-    w4a16_matmul(x, qw)
+    call()
 torch.cuda.synchronize()
