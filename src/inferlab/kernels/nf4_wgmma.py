@@ -131,24 +131,36 @@ if HAVE_GLUON:
                                          is_pure=True, pack=1)  # fmt: skip
 
     @gluon.jit
-    def _load_step(x_rows, x_in, step_blocks, blocks_in, absmax_ptr, absmax2_ptr, code2_ptr, offset, k0,
+    def _load_step(x_rows, x_in, step_blocks, blocks_in, absmax_ptr, absmax2_ptr, k0,
                    BLOCK_K: gl.constexpr, BLOCKSIZE2: gl.constexpr, NESTED: gl.constexpr,
                    X_PREPARED: gl.constexpr):  # fmt: skip
-        """One K step's small operands, loaded a step ahead: the absmax of each row and block of
-        the step ([BLOCK_N, BLOCKS] fp32; double dequantized when NESTED, as nf4.py does) and,
-        unless X_PREPARED, x's tile."""
+        """One K step's small operands, loaded a step ahead: for each row and block of the step
+        ([BLOCK_N, BLOCKS]) the absmax (fp32) or, NESTED, its uint8 code and absmax2 (`_absmax`
+        finishes it when the step comes: its table look-up depends on the code, and a load
+        that waits for another here would stall the step that issues it); unless X_PREPARED,
+        x's tile."""
         blocks = step_blocks + k0 // BLOCK_K
         if NESTED:
             q = gl.load(absmax_ptr + blocks, mask=blocks_in, other=0).to(gl.int32)
             scale2 = gl.load(absmax2_ptr + blocks // BLOCKSIZE2, mask=blocks_in, other=0.0)
-            absmax = _mul_rn(gl.load(code2_ptr + q), scale2) + offset
         else:
-            absmax = gl.load(absmax_ptr + blocks, mask=blocks_in, other=0.0)
+            q = gl.load(absmax_ptr + blocks, mask=blocks_in, other=0.0)
+            scale2 = q
         if X_PREPARED:  # x's tile goes to shared memory by cp.async, with the words
             x = gl.full([1], 0.0, gl.float32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0]))
         else:
             x = gl.load(x_rows + k0, mask=x_in, other=0.0)
-        return x, absmax
+        return x, q, scale2
+
+    @gluon.jit
+    def _absmax(q, scale2, code2_ptr, offset, NESTED: gl.constexpr):
+        """The step's absmax from `_load_step`'s values: code2[q] x absmax2 + offset (bitsandbytes'
+        double dequantization, as nf4.py does it), or the fp32 absmax as loaded."""
+        if NESTED:
+            absmax = _mul_rn(gl.load(code2_ptr + q), scale2) + offset
+        else:
+            absmax = q
+        return absmax
 
     @gluon.jit
     def _nf4_wgmma_kernel(
@@ -206,16 +218,17 @@ if HAVE_GLUON:
                 w_smem, x_smem, stage, word_rows + k_fetch // 8, n_in, x_rows + k_fetch, x_in,
                 EVEN_N, X_PREPARED,
             )  # fmt: skip
-        x, absmax = _load_step(
-            x_rows, x_in, step_blocks, blocks_in, absmax_ptr, absmax2_ptr, code2_ptr, offset, k_start,
-            BLOCK_K, BLOCKSIZE2, NESTED, X_PREPARED,
+        x, q, scale2 = _load_step(
+            x_rows, x_in, step_blocks, blocks_in, absmax_ptr, absmax2_ptr, k_start, BLOCK_K, BLOCKSIZE2,
+            NESTED, X_PREPARED,
         )  # fmt: skip
         stage = 0
         for k0 in range(k_start, k_end, STEP_K):
+            absmax = _absmax(q, scale2, code2_ptr, offset, NESTED)  # an L1 hit: the table is 1 KB
             k_next = gl.minimum(k0 + STEP_K, k_last)
-            next_x, next_absmax = _load_step(
-                x_rows, x_in, step_blocks, blocks_in, absmax_ptr, absmax2_ptr, code2_ptr, offset,
-                k_next, BLOCK_K, BLOCKSIZE2, NESTED, X_PREPARED,
+            next_x, next_q, next_scale2 = _load_step(
+                x_rows, x_in, step_blocks, blocks_in, absmax_ptr, absmax2_ptr, k_next, BLOCK_K,
+                BLOCKSIZE2, NESTED, X_PREPARED,
             )  # fmt: skip
             k_fetch = gl.minimum(k0 + (STAGES - 1) * STEP_K, k_last)
             _fetch_stage(
@@ -240,7 +253,7 @@ if HAVE_GLUON:
                     * gl.convert_layout(scale, gl.SliceLayout(1, mma_layout), assert_trivial=True)[:, None]
                 )
             stage = (stage + 1) % STAGES
-            x, absmax = next_x, next_absmax
+            x, q, scale2 = next_x, next_q, next_scale2
         wait_group(0)  # no copy may land in shared memory after the program ends
 
         out_mask = (offs_om[None, :] < M) & out_n_in[:, None]
