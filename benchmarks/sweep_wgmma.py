@@ -31,6 +31,8 @@ def candidates(m: int, fmt: str) -> list[WgmmaConfig]:
     blocks = (1,)
     if fmt == "nf4":  # longer K steps (several 64-weight absmax blocks), more programs per SM
         tiles, programs, stages, blocks = [(64, 4), (128, 4)], (2, 4), (2, 3), (1, 2, 4)
+        prepared = (False, True)
+        programs += (6,) if m == 1 else ()
     else:
         tiles, programs, stages = [(64, 4), (128, 4)] if m <= 32 else [(64, 4), (128, 8)], (1, 2), (2, 3, 4)
     return [
