@@ -115,6 +115,19 @@ def test_supports():
         kernel_layouts(128, 128, 16, 4, 4)
 
 
+def test_default_configs_fit_any_k():
+    from inferlab.kernels._matmul_plan import wgmma_config_for
+    from inferlab.kernels.nf4_wgmma import fit_blocks
+
+    two = wgmma_config_for(1, "nf4")
+    assert two.blocks_per_step == 2
+    assert fit_blocks(two, 4096, 64).blocks_per_step == 2
+    assert fit_blocks(two, 64 * 7, 64).blocks_per_step == 1  # 7 blocks: no whole steps of two
+    assert fit_blocks(two, 4096, 32).blocks_per_step == 1  # blocksize 32 takes one block a step
+    assert fit_blocks(WgmmaConfig(blocks_per_step=4), 64 * 6, 64).blocks_per_step == 2
+    assert fit_blocks(WgmmaConfig(blocks_per_step=4), 4096, 128).blocks_per_step == 2  # 256 at most
+
+
 # ---------------------------------------------------------------- compiled for sm_90, no GPU
 COMPILE_NF4 = r"""
 import os, re, subprocess, tempfile
@@ -225,12 +238,12 @@ def test_nf4_matmul_takes_wgmma_up_to_64_rows(monkeypatch):
     calls = []
     real = w4a16.nf4_wgmma_matmul
     monkeypatch.setattr(w4a16, "nf4_wgmma_matmul", lambda *a: calls.append(a[0].shape[0]) or real(*a))
-    for m, blocksize in ((1, 64), (2, 64), (64, 128), (65, 64), (4, 256)):
-        x, packed, state = _nf4_inputs(m, 512, 128, torch.bfloat16, blocksize, True, m)
+    for m, k, blocksize in ((1, 512, 64), (2, 448, 64), (64, 512, 128), (65, 512, 64), (4, 512, 256)):
+        x, packed, state = _nf4_inputs(m, k, 128, torch.bfloat16, blocksize, True, m)
         want = nf4_matmul_ref(x, packed, state)  # the wgmma kernel rounds W differently: a budget
         atol = 0.01 * want.abs().max().item()
         torch.testing.assert_close(w4a16.nf4_matmul(x, packed, state), want, rtol=0, atol=atol)
-    assert calls == [1, 2, 64]  # 65 rows and blocksize 256 take the tl kernels
+    assert calls == [1, 2, 64]  # 65 rows and blocksize 256 take the tl kernels; K = 448 one block a step
 
 
 @hopper

@@ -115,7 +115,14 @@ WGMMA_CONFIGS: tuple[tuple[int, WgmmaConfig], ...] = (
 
 
 WGMMA_FORMATS = ("int4", "nf4")
-NF4_WGMMA_CONFIGS = WGMMA_CONFIGS  # provisional: int4's, until NF4's own sweep
+# NF4 (nf4_wgmma.py), chosen on an H200 (sweep_wgmma.py --format nf4, 0007 runs 32-35): 64-row
+# tiles, two 64-weight absmax blocks per K step, 4 programs per SM; x prepared from 17 rows.
+NF4_WGMMA_CONFIGS: tuple[tuple[int, WgmmaConfig], ...] = (
+    (1, WgmmaConfig(block_n=64, block_m=8, programs_per_sm=4, stages=2, blocks_per_step=2)),
+    (16, WgmmaConfig(block_n=64, programs_per_sm=4, stages=2, blocks_per_step=2)),
+    (32, WgmmaConfig(block_n=64, block_m=32, programs_per_sm=4, stages=2, prepare_x=True, blocks_per_step=2)),
+    (64, WgmmaConfig(block_n=64, block_m=64, programs_per_sm=4, stages=3, prepare_x=True)),
+)
 
 
 def wgmma_config_for(M: int, fmt: str = "int4") -> WgmmaConfig:

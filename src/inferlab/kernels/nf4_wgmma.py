@@ -33,6 +33,7 @@ rms allowance, as for the int4 kernels that never round W).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import torch
@@ -372,6 +373,16 @@ def nf4_wgmma_matmul(x: torch.Tensor, weight: torch.Tensor, quant_state, out: to
     if split > 1:
         reduce_partials(partial, out)
     return out
+
+
+def fit_blocks(config: WgmmaConfig, K: int, blocksize: int) -> WgmmaConfig:
+    """`config` with as many absmax blocks per K step as it asks for, or fewer (4, 2, 1) where
+    K's blocks do not divide into them or the step would not be legal (`kernel_layouts`): for a
+    default config, which must take any K."""
+    blocks = config.blocks_per_step
+    while blocks > 1 and ((K // blocksize) % blocks or blocksize < 64 or blocks * blocksize > 256):
+        blocks //= 2
+    return dataclasses.replace(config, blocks_per_step=blocks)
 
 
 def supports(weight: torch.Tensor, blocksize: int) -> bool:

@@ -101,7 +101,7 @@ from inferlab.kernels._matmul_plan import (  # noqa: F401
     wgmma_config_for,
 )
 from inferlab.kernels.nf4 import _validated_args
-from inferlab.kernels.nf4_wgmma import nf4_wgmma_matmul
+from inferlab.kernels.nf4_wgmma import fit_blocks, nf4_wgmma_matmul
 from inferlab.kernels.nf4_wgmma import supports as nf4_wgmma_supports
 from inferlab.kernels.quant_formats import (
     Int4Weight,
@@ -294,7 +294,8 @@ def nf4_matmul(
         _check_wgmma(x)
         if x.shape[0] == 0:
             return out
-        return nf4_wgmma_matmul(x, weight, quant_state, out, config or wgmma_config_for(x.shape[0], "nf4"))
+        config = config or fit_blocks(wgmma_config_for(x.shape[0], "nf4"), K, blocksize)
+        return nf4_wgmma_matmul(x, weight, quant_state, out, config)
     cfg = config or config_for(x.shape[0], "nf4")
     if cfg.fma and cfg.block_k != blocksize:
         raise ValueError(
