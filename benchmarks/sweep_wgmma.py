@@ -28,19 +28,18 @@ def candidates(m: int, fmt: str) -> list[WgmmaConfig]:
     ring, and x permuted (and summed) per program or once per call. NF4's kernel takes one warp
     group only."""
     prepared = (False, True) if m > 1 else (False,)
-    blocks, rings = (1,), (True,)
-    if fmt == "nf4":  # longer K steps (several 64-weight absmax blocks), more programs per SM,
-        # words by the cp.async ring or straight into registers
-        tiles, programs, stages, blocks, rings = [(64, 4), (128, 4)], (2, 4), (2,), (1, 2), (True, False)
-        prepared = (False, True) if m > 16 else (False,)
+    blocks = (1,)
+    if fmt == "nf4":  # longer K steps (several 64-weight absmax blocks), more programs per SM
+        tiles, programs, stages, blocks = [(64, 4), (128, 4)], (2, 4), (2, 3), (1, 2, 4)
+        prepared = (False, True)
+        programs += (6,) if m == 1 else ()
     else:
         tiles, programs, stages = [(64, 4), (128, 4)] if m <= 32 else [(64, 4), (128, 8)], (1, 2), (2, 3, 4)
     return [
         WgmmaConfig(block_n=bn, block_m=8 if m == 1 else 16, num_warps=w, programs_per_sm=p, stages=st,
-                    prepare_x=x, blocks_per_step=b, ring=r)
+                    prepare_x=x, blocks_per_step=b)
         for bn, w in tiles for p in programs for x in prepared for st in stages for b in blocks
-        for r in rings
-        if not (x and w != 4) and not (x and not r)  # prepare_x: one warp group, the ring
+        if not (x and w != 4)  # prepare_x: one warp group only
     ]  # fmt: skip
 
 

@@ -164,40 +164,11 @@ if HAVE_GLUON:
         return absmax
 
     @gluon.jit
-    def _load_words(ptrs, n_in, EVEN_N: gl.constexpr):
-        """A step's words straight into registers (without the ring)."""
-        if EVEN_N:
-            words = gl.load(ptrs)
-        else:
-            words = gl.load(ptrs, mask=n_in[:, None], other=0)
-        return words
-
-    @gluon.jit
-    def _block_words(words, j: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
-                     BLOCKS: gl.constexpr, word_layout: gl.constexpr):  # fmt: skip
-        """Block j's [BLOCK_N, BLOCK_K / 8] words of a step's [BLOCK_N, BLOCKS * BLOCK_K / 8]:
-        register renames only (the blocks are register bases of the step's layout)."""
-        if BLOCKS == 1:
-            w = words
-        elif BLOCKS == 2:
-            w = gl.permute(gl.reshape(words, [BLOCK_N, 2, BLOCK_K // 8]), [0, 2, 1])
-            w0, w1 = gl.split(w)
-            w = w0 if j == 0 else w1
-        else:
-            w = gl.permute(gl.reshape(words, [BLOCK_N, 2, 2, BLOCK_K // 8]), [0, 3, 1, 2])  # [n, w, j1, j0]
-            w0, w1 = gl.split(w)
-            w = w0 if j % 2 == 0 else w1
-            w0, w1 = gl.split(w)
-            w = w0 if j // 2 == 0 else w1
-        return gl.convert_layout(w, word_layout, assert_trivial=True)
-
-    @gluon.jit
     def _nf4_wgmma_kernel(
         x_ptr, out_ptr, partial_ptr, weight_ptr, absmax_ptr, code_ptr, absmax2_ptr, code2_ptr,
         offset_ptr, M, N, K, stride_xm, k_per_split,
         BLOCKSIZE2: gl.constexpr, NESTED: gl.constexpr, WRITE_PARTIAL: gl.constexpr,
         EVEN_N: gl.constexpr, IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr, STAGES: gl.constexpr,
-        RING: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCKS: gl.constexpr, BLOCK_M: gl.constexpr,
         word_layout: gl.constexpr, step_word_layout: gl.constexpr, absmax_layout: gl.constexpr,
         x_layout: gl.constexpr, mma_layout: gl.constexpr, a_layout: gl.constexpr,
@@ -242,15 +213,12 @@ if HAVE_GLUON:
             offset = gl.load(offset_ptr)
         else:
             offset = 0.0
-        if RING:
-            for stage in gl.static_range(STAGES - 1):
-                k_fetch = gl.minimum(k_start + stage * STEP_K, k_last)
-                _fetch_stage(
-                    w_smem, x_smem, stage, word_rows + k_fetch // 8, n_in, x_rows + k_fetch, x_in,
-                    EVEN_N, X_PREPARED,
-                )  # fmt: skip
-        else:
-            step_words = _load_words(word_rows + k_start // 8, n_in, EVEN_N)
+        for stage in gl.static_range(STAGES - 1):
+            k_fetch = gl.minimum(k_start + stage * STEP_K, k_last)
+            _fetch_stage(
+                w_smem, x_smem, stage, word_rows + k_fetch // 8, n_in, x_rows + k_fetch, x_in,
+                EVEN_N, X_PREPARED,
+            )  # fmt: skip
         x, q, scale2 = _load_step(
             x_rows, x_in, step_blocks, blocks_in, absmax_ptr, absmax2_ptr, k_start, BLOCK_K, BLOCKSIZE2,
             NESTED, X_PREPARED,
@@ -263,27 +231,19 @@ if HAVE_GLUON:
                 x_rows, x_in, step_blocks, blocks_in, absmax_ptr, absmax2_ptr, k_next, BLOCK_K,
                 BLOCKSIZE2, NESTED, X_PREPARED,
             )  # fmt: skip
-            if RING:
-                k_fetch = gl.minimum(k0 + (STAGES - 1) * STEP_K, k_last)
-                _fetch_stage(
-                    w_smem, x_smem, (stage + STAGES - 1) % STAGES, word_rows + k_fetch // 8, n_in,
-                    x_rows + k_fetch, x_in, EVEN_N, X_PREPARED,
-                )  # fmt: skip
-                wait_group(STAGES - 1)  # this step's copies have landed
-            else:
-                next_words = _load_words(word_rows + k_next // 8, n_in, EVEN_N)
+            k_fetch = gl.minimum(k0 + (STAGES - 1) * STEP_K, k_last)
+            _fetch_stage(
+                w_smem, x_smem, (stage + STAGES - 1) % STAGES, word_rows + k_fetch // 8, n_in,
+                x_rows + k_fetch, x_in, EVEN_N, X_PREPARED,
+            )  # fmt: skip
+            wait_group(STAGES - 1)  # this step's copies have landed
             x_tile = x_smem.index(stage)
             if not X_PREPARED:
                 x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K, BLOCKS))
             fence_async_shared()
             _cta_barrier()  # every thread's part of x's tile is in shared memory
             for j in gl.static_range(BLOCKS):
-                if RING:
-                    words = (
-                        w_smem.index(stage).slice(j * (BLOCK_K // 8), BLOCK_K // 8, dim=1).load(word_layout)
-                    )
-                else:
-                    words = _block_words(step_words, j, BLOCK_N, BLOCK_K, BLOCKS, word_layout)
+                words = w_smem.index(stage).slice(j * (BLOCK_K // 8), BLOCK_K // 8, dim=1).load(word_layout)
                 a = _look_up(words, lo, hi, BLOCK_N, BLOCK_K, dtype)
                 a = gl.convert_layout(a, a_layout, assert_trivial=True)  # no data moves
                 x_block = x_tile.slice(j * BLOCK_K, BLOCK_K, dim=1).permute([1, 0])
@@ -295,8 +255,6 @@ if HAVE_GLUON:
                 )
             stage = (stage + 1) % STAGES
             x, q, scale2 = next_x, next_q, next_scale2
-            if not RING:
-                step_words = next_words
         wait_group(0)  # no copy may land in shared memory after the program ends
 
         out_mask = (offs_om[None, :] < M) & out_n_in[:, None]
@@ -409,7 +367,6 @@ def nf4_wgmma_matmul(x: torch.Tensor, weight: torch.Tensor, quant_state, out: to
         M, N, K, x.stride(0), steps_per_split * step_k,
         BLOCKSIZE2=blocksize2, NESTED=nested, WRITE_PARTIAL=split > 1, EVEN_N=N % config.block_n == 0,
         IS_BF16=x.dtype == torch.bfloat16, X_PREPARED=config.prepare_x, STAGES=config.stages,
-        RING=config.ring,
         BLOCK_N=config.block_n, BLOCK_K=blocksize, BLOCKS=blocks, BLOCK_M=block_m, **layouts,
         num_warps=config.num_warps,
     )  # fmt: skip

@@ -104,11 +104,8 @@ class WgmmaConfig:
     prepare_x: bool = False  # x permuted and summed per group once per call (`prepare_x`)
     stages: int = 3  # shared-memory slots of the words' cp.async ring (stages - 1 steps ahead)
     blocks_per_step: int = 1  # NF4 (nf4_wgmma.py): absmax blocks per K step (int4: one group)
-    ring: bool = True  # NF4: words through the cp.async ring (False: into registers a step ahead)
 
     def __post_init__(self) -> None:
-        if self.prepare_x and not self.ring:
-            raise ValueError("prepare_x needs ring=True: x's tiles ride the ring")
         if self.prepare_x and self.num_warps != 4:
             # step i refills the x slot that step i - 1's wgmma read; with one warp group that
             # wgmma is finished for every warp, with two the other group's may still be reading it
@@ -119,7 +116,6 @@ class WgmmaConfig:
         split = "" if self.split_k is None else f" split{self.split_k}"
         prepared = " x-prepared" if self.prepare_x else ""
         prepared += f" {self.blocks_per_step} blocks/step" if self.blocks_per_step > 1 else ""
-        prepared += "" if self.ring else " no-ring"
         tiles = f"wgmma n{self.block_n} w{self.num_warps} s{self.stages}"
         return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}"
 
