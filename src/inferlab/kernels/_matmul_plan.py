@@ -15,8 +15,9 @@ before it can exit), so only FMA_CONFIGS use it. With SPLIT_K = 1 the kernel sto
 
 ## Configs (module constants, no autotuning at import)
 
-WGMMA_CONFIGS for int4 up to WGMMA_MAX_M rows on sm_90 (w4a16_wgmma.py; chosen on an H100 by
-`benchmarks/sweep_wgmma.py`), else FMA_CONFIGS (CUDA-core GEMV) for one row where a
+WGMMA_CONFIGS for int4 and NF4_WGMMA_CONFIGS for NF4 up to WGMMA_MAX_M rows on sm_90
+(w4a16_wgmma.py, nf4_wgmma.py; chosen on an H100 and an H200 by `benchmarks/sweep_wgmma.py`),
+else FMA_CONFIGS (CUDA-core GEMV) for one row where a
 format has one, GEMV_CONFIGS up to
 GEMV_MAX_M, TILED_CONFIGS by M above; a caller that passes `materialize=True` lets the weight be
 dequantized once and multiplied by cuBLAS from DEQUANT_MIN_M rows (w4a16_dequant.py). Split-K
