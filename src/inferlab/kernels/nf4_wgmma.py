@@ -86,7 +86,16 @@ LOOKUP_ASM = (
 if HAVE_GLUON:
     from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, warpgroup_mma
 
-    from inferlab.kernels.w4a16_wgmma import _cta_barrier, _fetch_stage, gl, gluon, wait_group
+    from inferlab.kernels.w4a16_wgmma import (
+        _cta_barrier,
+        _fetch_stage,
+        _split_range,
+        _store_result,
+        _x_tile,
+        gl,
+        gluon,
+        wait_group,
+    )
 
     _LOOKUP_ASM = gl.constexpr(LOOKUP_ASM)  # a kernel reads only constexpr globals
 
@@ -189,15 +198,12 @@ if HAVE_GLUON:
         is the packed bytes read as int32 words [N, K / 8]. The ring, the barrier and the
         step-ahead loads are w4a16_wgmma.py's."""
         pid_n = gl.program_id(0)
-        pid_k = gl.program_id(1)
         dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
         STEP_K: gl.constexpr = BLOCKS * BLOCK_K
         lo = _code_table_words(code_ptr, dtype, False)
         hi = _code_table_words(code_ptr, dtype, True)
         offs_n = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, step_word_layout))
         offs_w = gl.arange(0, STEP_K // 8, layout=gl.SliceLayout(0, step_word_layout))
-        offs_xm = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, x_layout))
-        offs_xk = gl.arange(0, STEP_K, layout=gl.SliceLayout(0, x_layout))
         offs_on = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
         offs_om = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
         offs_an = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, absmax_layout))
@@ -207,13 +213,9 @@ if HAVE_GLUON:
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
         part = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
 
-        k_start = pid_k * k_per_split
-        k_end = gl.minimum(k_start + k_per_split, K)
-        k_last = k_end - STEP_K  # fetches past the split re-read its last step: no mask
+        k_start, k_end, k_last = _split_range(k_per_split, K, STEP_K)
         n_in = offs_n < N
-        out_n_in = offs_on < N
-        x_rows = x_ptr + offs_xm[:, None].to(gl.int64) * stride_xm + offs_xk[None, :]
-        x_in = offs_xm[:, None] < M
+        x_rows, x_in = _x_tile(x_ptr, M, stride_xm, BLOCK_M, STEP_K, x_layout)
         word_rows = weight_ptr + offs_n[:, None].to(gl.int64) * (K // 8) + offs_w[None, :]
         # absmax block of (row, block j of the step): int32, `supports` checks that it fits
         step_blocks = offs_an[:, None] * (K // BLOCK_K) + offs_aj[None, :]
@@ -265,13 +267,7 @@ if HAVE_GLUON:
             stage = (stage + 1) % STAGES
             x, q, scale2 = next_x, next_q, next_scale2
         wait_group(0)  # no copy may land in shared memory after the program ends
-
-        out_mask = (offs_om[None, :] < M) & out_n_in[:, None]
-        offs = offs_om[None, :].to(gl.int64) * N + offs_on[:, None]
-        if WRITE_PARTIAL:
-            gl.store(partial_ptr + pid_k.to(gl.int64) * M * N + offs, acc, mask=out_mask)
-        else:
-            gl.store(out_ptr + offs, acc.to(dtype), mask=out_mask)
+        _store_result(acc, out_ptr, partial_ptr, offs_om, offs_on, M, N, WRITE_PARTIAL)
 
 
 def _row_bases(block_n: int, num_warps: int) -> dict:

@@ -212,6 +212,33 @@ if HAVE_GLUON:
         commit_group()
 
     @gluon.jit
+    def _x_tile(x_ptr, M, stride_xm, BLOCK_M: gl.constexpr, STEP_K: gl.constexpr, x_layout: gl.constexpr):
+        """Pointers to x's [BLOCK_M, STEP_K] tile at k = 0, and which of its rows exist (the
+        rest read as zero: wgmma's N is padded up to BLOCK_M)."""
+        offs_xm = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, x_layout))
+        offs_xk = gl.arange(0, STEP_K, layout=gl.SliceLayout(0, x_layout))
+        return x_ptr + offs_xm[:, None].to(gl.int64) * stride_xm + offs_xk[None, :], offs_xm[:, None] < M
+
+    @gluon.jit
+    def _split_range(k_per_split, K, STEP_K: gl.constexpr):
+        """This program's K range [k_start, k_end) and its last step's start (fetches past the
+        split re-read that step: no mask)."""
+        k_start = gl.program_id(1) * k_per_split
+        k_end = gl.minimum(k_start + k_per_split, K)
+        return k_start, k_end, k_end - STEP_K
+
+    @gluon.jit
+    def _store_result(acc, out_ptr, partial_ptr, offs_om, offs_on, M, N, WRITE_PARTIAL: gl.constexpr):
+        """The program's [BLOCK_N, BLOCK_M] result into y (as y's dtype) or, with split-K, into its
+        split's fp32 partials [SPLIT_K, M, N]."""
+        out_mask = (offs_om[None, :] < M) & (offs_on[:, None] < N)
+        offs = offs_om[None, :].to(gl.int64) * N + offs_on[:, None]
+        if WRITE_PARTIAL:
+            gl.store(partial_ptr + gl.program_id(1).to(gl.int64) * M * N + offs, acc, mask=out_mask)
+        else:
+            gl.store(out_ptr + offs, acc.to(out_ptr.dtype.element_ty), mask=out_mask)
+
+    @gluon.jit
     def _int4_wgmma_kernel(
         x_ptr, xsum_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
         M, N, K, stride_xm, k_per_split, mask, magic, magic_value,
@@ -232,12 +259,9 @@ if HAVE_GLUON:
         order and xsum_ptr its sums per group ([K / G, M] fp32, `prepare_x`), and x's tiles ride
         the ring too. One barrier per step orders x's tile before wgmma reads it."""
         pid_n = gl.program_id(0)
-        pid_k = gl.program_id(1)
         dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
         offs_n = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, word_layout))
         offs_w = gl.arange(0, BLOCK_K // 8, layout=gl.SliceLayout(0, word_layout))
-        offs_xm = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, x_layout))
-        offs_xk = gl.arange(0, BLOCK_K, layout=gl.SliceLayout(0, x_layout))
         mma_rows = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
         offs_on = pid_n * BLOCK_N + _memory_column(mma_rows, BLOCK_N, gl.num_warps())
         offs_om = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
@@ -248,13 +272,10 @@ if HAVE_GLUON:
         # the next into its registers: no zeros held across the loop
         part = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
 
-        k_start = pid_k * k_per_split
-        k_end = gl.minimum(k_start + k_per_split, K)
-        k_last = k_end - BLOCK_K  # fetches past the split re-read its last step: no mask
+        k_start, k_end, k_last = _split_range(k_per_split, K, BLOCK_K)
         n_in = offs_n < N
         out_n_in = offs_on < N
-        x_rows = x_ptr + offs_xm[:, None].to(gl.int64) * stride_xm + offs_xk[None, :]
-        x_in = offs_xm[:, None] < M
+        x_rows, x_in = _x_tile(x_ptr, M, stride_xm, BLOCK_M, BLOCK_K, x_layout)
         xsum_cols = xsum_ptr + offs_om
         xsum_in = offs_om < M
         word_cols = qweight_ptr + offs_n[:, None] + offs_w[None, :].to(gl.int64) * N
@@ -306,13 +327,7 @@ if HAVE_GLUON:
             stage = (stage + 1) % STAGES
             x, x_sum, s, z = next_x, next_x_sum, next_s, next_z
         wait_group(0)  # no copy may land in shared memory after the program ends
-
-        out_mask = (offs_om[None, :] < M) & out_n_in[:, None]
-        offs = offs_om[None, :].to(gl.int64) * N + offs_on[:, None]
-        if WRITE_PARTIAL:
-            gl.store(partial_ptr + pid_k.to(gl.int64) * M * N + offs, acc, mask=out_mask)
-        else:
-            gl.store(out_ptr + offs, acc.to(dtype), mask=out_mask)
+        _store_result(acc, out_ptr, partial_ptr, offs_om, offs_on, M, N, WRITE_PARTIAL)
 
 
 def _word_layout(block_n: int, block_k: int, num_warps: int):
