@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import random
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -25,6 +23,7 @@ from inferlab.kernels.nf4_wgmma import (
 from inferlab.kernels.quant_formats import dequantize_nf4_ref, nf4_code, quantize_nf4_ref, unpack_nf4
 from inferlab.kernels.w4a16 import nf4_matmul, nf4_matmul_ref
 from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available
+from sm90_compile import compiled_rows
 
 
 def _gen(seed):
@@ -130,34 +129,16 @@ def test_default_configs_fit_any_k():
 
 # ---------------------------------------------------------------- compiled for sm_90, no GPU
 COMPILE_NF4 = r"""
-import os, re, subprocess, tempfile
-os.environ.pop("TRITON_INTERPRET", None)
-import torch
-torch.cuda.is_available = lambda: True  # nothing is launched
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.experimental.gluon._runtime import GluonASTSource
 from inferlab.kernels import nf4_wgmma as NW
-PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
 
 def compile_one(bn, bs, bm, dt, nested, even_n, prepared=False, stages=3, blocks=1):
-    fn = NW._nf4_wgmma_kernel
     cx = dict(NESTED=nested, WRITE_PARTIAL=True, EVEN_N=even_n, IS_BF16=dt == "bf16",
               X_PREPARED=prepared, STAGES=stages, BLOCKSIZE2=256, BLOCK_N=bn, BLOCK_K=bs, BLOCKS=blocks,
               BLOCK_M=bm, **NW.kernel_layouts(bn, bs, bm, 4, blocks))
     types = dict(x_ptr=f"*{dt}", out_ptr=f"*{dt}", partial_ptr="*fp32", weight_ptr="*i32",
                  absmax_ptr="*u8" if nested else "*fp32", code_ptr="*fp32", absmax2_ptr="*fp32",
                  code2_ptr="*fp32", offset_ptr="*fp32")
-    sig = {p.name: "constexpr" if p.name in cx else types.get(p.name, "i32") for p in fn.params}
-    aligned = [i for i, p in enumerate(fn.params)
-               if sig[p.name][0] == "*" or p.name in ("N", "K", "k_per_split", "stride_xm")]
-    src = GluonASTSource(fn, sig, constexprs=cx, attrs={(i,): [["tt.divisibility", 16]] for i in aligned})
-    ptx = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4}).asm["ptx"]
-    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
-        f.write(ptx)
-    report = subprocess.run([PTXAS, "-v", "--gpu-name=sm_90a", f.name, "-o", os.devnull],
-                            capture_output=True, text=True).stderr
-    spills = sum(int(n) for n in re.findall(r"(\d+) bytes spill stores", report))
+    ptx, spills = compile_sm90(NW._nf4_wgmma_kernel, cx, types, 4)
     print("ROW", bn, bs * blocks, bm, dt, spills, ptx.count("wgmma.mma_async"), ptx.count("prmt.b32"))
 
 compile_one(128, 64, 8, "bf16", True, True, stages=2)
@@ -170,11 +151,8 @@ compile_one(64, 32, 16, "fp16", True, False)
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the kernel runs for real below")
 def test_kernel_compiles_for_hopper_with_trivial_layout_conversion_and_no_spills():
-    pytest.importorskip("triton.experimental.gluon", reason="this Triton has no Gluon")
-    run = subprocess.run([sys.executable, "-c", COMPILE_NF4], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]  # assert_trivial=True: a real conversion fails here
-    rows = [row[1:] for row in map(str.split, run.stdout.splitlines()) if row[:1] == ["ROW"]]
-    assert len(rows) == 5, run.stdout
+    rows = compiled_rows(COMPILE_NF4)
+    assert len(rows) == 5, rows
     for bn, step_k, *config, spills, wgmmas, prmts in rows:
         assert spills == "0", config
         assert int(wgmmas) > 0, config  # the tensor cores do the multiply-adds

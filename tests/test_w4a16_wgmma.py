@@ -24,6 +24,7 @@ from inferlab.kernels.w4a16_wgmma import (
     permute_like_kernel,
     unpack_like_kernel,
 )
+from sm90_compile import compiled_rows
 
 
 def _gen(seed):
@@ -85,36 +86,17 @@ def test_block_m_for_rows():
 
 # ---------------------------------------------------------------- compiled for sm_90, no GPU
 COMPILE_WGMMA = r"""
-import os, re, subprocess, tempfile
-os.environ.pop("TRITON_INTERPRET", None)
-import torch
-torch.cuda.is_available = lambda: True  # nothing is launched
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.experimental.gluon._runtime import GluonASTSource
 from inferlab.kernels import w4a16_wgmma as WG
-PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
 
 def compile_one(bn, g, bm, warps, dt, zeros, even_n, prepared=False, stages=3):
-    fn = WG._int4_wgmma_kernel
     cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=True, EVEN_N=even_n,
               IS_BF16=dt == "bf16", X_PREPARED=prepared, STAGES=stages, BLOCK_N=bn, BLOCK_K=g, BLOCK_M=bm,
               **WG.kernel_layouts(bn, g, bm, warps))
     types = dict(x_ptr=f"*{dt}", xsum_ptr="*fp32", out_ptr=f"*{dt}",
                  partial_ptr="*fp32", qweight_ptr="*i32", scales_ptr=f"*{dt}", zeros_ptr="*u8",
                  magic_value="fp32")
-    sig = {p.name: "constexpr" if p.name in cx else types.get(p.name, "i32") for p in fn.params}
-    # as a launch specializes them: 16-byte aligned pointers, sizes and strides multiples of 16
-    aligned = [i for i, p in enumerate(fn.params)
-               if sig[p.name][0] == "*" or p.name in ("N", "K", "k_per_split", "stride_xm")]
-    src = GluonASTSource(fn, sig, constexprs=cx, attrs={(i,): [["tt.divisibility", 16]] for i in aligned})
-    kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
-    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
-        f.write(kernel.asm["ptx"])
-    report = subprocess.run([PTXAS, "-v", "--gpu-name=sm_90a", f.name, "-o", os.devnull],
-                            capture_output=True, text=True).stderr
-    spills = sum(int(n) for n in re.findall(r"(\d+) bytes spill stores", report))
-    print("ROW", bn, g, bm, warps, dt, zeros, even_n, spills, kernel.asm["ptx"].count("wgmma.mma_async"))
+    ptx, spills = compile_sm90(WG._int4_wgmma_kernel, cx, types, warps)
+    print("ROW", bn, g, bm, warps, dt, zeros, even_n, spills, ptx.count("wgmma.mma_async"))
 
 compile_one(128, 128, 16, 4, "bf16", True, True)
 compile_one(64, 128, 32, 4, "bf16", True, True, prepared=True)
@@ -127,11 +109,8 @@ compile_one(64, 128, 64, 4, "fp16", True, True, prepared=True, stages=4)
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the kernel runs for real below")
 def test_kernel_compiles_for_hopper_with_trivial_layout_conversion_and_no_spills():
-    pytest.importorskip("triton.experimental.gluon", reason="this Triton has no Gluon")
-    run = subprocess.run([sys.executable, "-c", COMPILE_WGMMA], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]  # assert_trivial=True: a real conversion fails here
-    rows = [row[1:] for row in map(str.split, run.stdout.splitlines()) if row[:1] == ["ROW"]]
-    assert len(rows) == 6, run.stdout
+    rows = compiled_rows(COMPILE_WGMMA)
+    assert len(rows) == 6, rows
     for *config, spills, wgmmas in rows:
         assert spills == "0", config
         assert int(wgmmas) > 0, config  # the tensor cores do the multiply-adds
