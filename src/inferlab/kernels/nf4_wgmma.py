@@ -308,8 +308,7 @@ def _absmax_layout(block_n: int, num_warps: int, blocks: int, spread: bool = Fal
     different values instead (the first two register bases), so each computes a quarter."""
     rows = _row_bases(block_n, num_warps)
     regs = [[0, 1 << j] for j in range(blocks.bit_length() - 1)] + rows["regs"]
-    lanes = (regs[:2] if spread else []) + [[0, 0], [0, 0]]  # a quad's lanes: 2 bases, maybe repeats
-    lanes = lanes[:2]
+    lanes = regs[:2] if spread else [[0, 0], [0, 0]]
     return gl.DistributedLinearLayout(
         reg_bases=regs[2:] if spread else regs,
         lane_bases=lanes + rows["lanes"],
