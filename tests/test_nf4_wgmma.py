@@ -142,7 +142,7 @@ def compile_one(bn, bs, bm, dt, nested, even_n, prepared=False, stages=3, blocks
     print("ROW", bn, bs * blocks, bm, dt, spills, ptx.count("wgmma.mma_async"), ptx.count("prmt.b32"))
 
 compile_one(128, 64, 8, "bf16", True, True, stages=2)
-compile_one(128, 64, 16, "bf16", True, False, stages=2, blocks=4)
+compile_one(64, 64, 16, "bf16", True, False, stages=2, blocks=4)
 compile_one(128, 64, 32, "fp16", False, False, prepared=True, stages=2, blocks=2)
 compile_one(64, 128, 64, "bf16", True, True, prepared=True, stages=4, blocks=2)
 compile_one(64, 32, 16, "fp16", True, False)

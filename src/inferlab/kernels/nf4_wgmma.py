@@ -84,7 +84,11 @@ LOOKUP_ASM = (
 )
 
 if HAVE_GLUON:
-    from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, warpgroup_mma
+    from triton.experimental.gluon.language.nvidia.hopper import (
+        fence_async_shared,
+        warpgroup_mma,
+        warpgroup_mma_wait,
+    )
 
     from inferlab.kernels.w4a16_wgmma import (
         _cta_barrier,
@@ -182,6 +186,14 @@ if HAVE_GLUON:
         return absmax
 
     @gluon.jit
+    def _fold(acc, part, absmax, step_j, j: gl.constexpr, mma_layout: gl.constexpr):
+        """acc + block j's product scaled by its absmax (picked from the step's in registers)."""
+        scale = gl.sum(gl.where(step_j[None, :] == j, absmax, 0.0), axis=1)
+        return (
+            acc + part * gl.convert_layout(scale, gl.SliceLayout(1, mma_layout), assert_trivial=True)[:, None]
+        )
+
+    @gluon.jit
     def _nf4_wgmma_kernel(
         x_ptr, out_ptr, partial_ptr, weight_ptr, absmax_ptr, code_ptr, absmax2_ptr, code2_ptr,
         offset_ptr, M, N, K, stride_xm, k_per_split,
@@ -253,17 +265,23 @@ if HAVE_GLUON:
                 x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K, BLOCKS))
             fence_async_shared()
             _cta_barrier()  # every thread's part of x's tile is in shared memory
+            # block j's look-up runs while block j - 1's wgmma is in flight (is_async); its
+            # product is folded once the next one is issued
+            previous = None  # block j - 1's wgmma, and its A and x (kept alive until it is done)
+            previous_a = None
+            previous_x = None
             for j in gl.static_range(BLOCKS):
                 words = w_smem.index(stage).slice(j * (BLOCK_K // 8), BLOCK_K // 8, dim=1).load(word_layout)
                 a = _look_up(words, lo, hi, BLOCK_N, BLOCK_K, dtype)
                 a = gl.convert_layout(a, a_layout, assert_trivial=True)  # no data moves
                 x_block = x_tile.slice(j * BLOCK_K, BLOCK_K, dim=1).permute([1, 0])
-                part = warpgroup_mma(a, x_block, part, use_acc=False)
-                scale = gl.sum(gl.where(offs_aj[None, :] == j, absmax, 0.0), axis=1)  # in registers
-                acc += (
-                    part
-                    * gl.convert_layout(scale, gl.SliceLayout(1, mma_layout), assert_trivial=True)[:, None]
-                )
+                token = warpgroup_mma(a, x_block, part, use_acc=False, is_async=True)
+                if j > 0:
+                    done = warpgroup_mma_wait(1, deps=[previous, previous_a, previous_x])[0]
+                    acc = _fold(acc, done, absmax, offs_aj, j - 1, mma_layout)
+                previous, previous_a, previous_x = token, a, x_block
+            done = warpgroup_mma_wait(0, deps=[previous, previous_a, previous_x])[0]
+            acc = _fold(acc, done, absmax, offs_aj, BLOCKS - 1, mma_layout)
             stage = (stage + 1) % STAGES
             x, q, scale2 = next_x, next_q, next_scale2
         wait_group(0)  # no copy may land in shared memory after the program ends

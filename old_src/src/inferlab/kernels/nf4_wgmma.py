@@ -189,7 +189,6 @@ if HAVE_GLUON:
         EVEN_N: gl.constexpr, IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr, STAGES: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCKS: gl.constexpr, BLOCK_M: gl.constexpr,
         word_layout: gl.constexpr, step_word_layout: gl.constexpr, absmax_layout: gl.constexpr,
-        absmax_load_layout: gl.constexpr,
         x_layout: gl.constexpr, mma_layout: gl.constexpr, a_layout: gl.constexpr,
         x_smem_layout: gl.constexpr, w_smem_layout: gl.constexpr,
     ):  # fmt: skip
@@ -207,9 +206,8 @@ if HAVE_GLUON:
         offs_w = gl.arange(0, STEP_K // 8, layout=gl.SliceLayout(0, step_word_layout))
         offs_on = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
         offs_om = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
-        offs_an = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, absmax_load_layout))
-        offs_aj = gl.arange(0, BLOCKS, layout=gl.SliceLayout(0, absmax_load_layout))
-        step_j = gl.arange(0, BLOCKS, layout=gl.SliceLayout(0, absmax_layout))
+        offs_an = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, absmax_layout))
+        offs_aj = gl.arange(0, BLOCKS, layout=gl.SliceLayout(0, absmax_layout))
         w_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N, STEP_K // 8], w_smem_layout)
         x_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, STEP_K], x_smem_layout)
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
@@ -239,7 +237,6 @@ if HAVE_GLUON:
         stage = 0
         for k0 in range(k_start, k_end, STEP_K):
             absmax = _absmax(q, scale2, code2_ptr, offset, NESTED)  # an L1 hit: the table is 1 KB
-            absmax = gl.convert_layout(absmax, absmax_layout)  # each lane of a quad made a quarter
             k_next = gl.minimum(k0 + STEP_K, k_last)
             next_x, next_q, next_scale2 = _load_step(
                 x_rows, x_in, step_blocks, blocks_in, absmax_ptr, absmax2_ptr, k_next, BLOCK_K,
@@ -262,7 +259,7 @@ if HAVE_GLUON:
                 a = gl.convert_layout(a, a_layout, assert_trivial=True)  # no data moves
                 x_block = x_tile.slice(j * BLOCK_K, BLOCK_K, dim=1).permute([1, 0])
                 part = warpgroup_mma(a, x_block, part, use_acc=False)
-                scale = gl.sum(gl.where(step_j[None, :] == j, absmax, 0.0), axis=1)  # in registers
+                scale = gl.sum(gl.where(offs_aj[None, :] == j, absmax, 0.0), axis=1)  # in registers
                 acc += (
                     part
                     * gl.convert_layout(scale, gl.SliceLayout(1, mma_layout), assert_trivial=True)[:, None]
@@ -302,16 +299,13 @@ def _word_layout(block_n: int, block_k: int, num_warps: int, blocks: int = 1):
     )
 
 
-def _absmax_layout(block_n: int, num_warps: int, blocks: int, spread: bool = False):
+def _absmax_layout(block_n: int, num_warps: int, blocks: int):
     """[block_n, blocks] absmax values: each row where wgmma's accumulator has it (the quad's
-    4 lanes alike), the blocks of the step in registers. `spread`: the quad's lanes t take
-    different values instead (the first two register bases), so each computes a quarter."""
+    4 lanes alike), the blocks of the step in registers."""
     rows = _row_bases(block_n, num_warps)
-    regs = [[0, 1 << j] for j in range(blocks.bit_length() - 1)] + rows["regs"]
-    lanes = regs[:2] if spread else [[0, 0], [0, 0]]
     return gl.DistributedLinearLayout(
-        reg_bases=regs[2:] if spread else regs,
-        lane_bases=lanes + rows["lanes"],
+        reg_bases=[[0, 1 << j] for j in range(blocks.bit_length() - 1)] + rows["regs"],
+        lane_bases=[[0, 0], [0, 0]] + rows["lanes"],
         warp_bases=rows["warps"],
         block_bases=[],
         shape=[block_n, blocks],
@@ -332,7 +326,6 @@ def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int, blo
         word_layout=_word_layout(block_n, block_k, num_warps),
         step_word_layout=_word_layout(block_n, block_k, num_warps, blocks),
         absmax_layout=_absmax_layout(block_n, num_warps, blocks),
-        absmax_load_layout=_absmax_layout(block_n, num_warps, blocks, spread=True),
         w_smem_layout=gl.SwizzledSharedLayout(vec=1, per_phase=1, max_phase=1, order=[1, 0]),
         **layouts,
     )  # fmt: skip

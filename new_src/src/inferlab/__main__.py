@@ -1,0 +1,3 @@
+from inferlab.cli.app import main
+
+main()

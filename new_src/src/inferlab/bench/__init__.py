@@ -1,0 +1,1 @@
+"""Checking and timing kernels: environment fingerprint, correctness sweeps, (later) timing."""
