@@ -84,11 +84,7 @@ LOOKUP_ASM = (
 )
 
 if HAVE_GLUON:
-    from triton.experimental.gluon.language.nvidia.hopper import (
-        fence_async_shared,
-        warpgroup_mma,
-        warpgroup_mma_wait,
-    )
+    from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, warpgroup_mma
 
     from inferlab.kernels.w4a16_wgmma import (
         _cta_barrier,
@@ -186,14 +182,6 @@ if HAVE_GLUON:
         return absmax
 
     @gluon.jit
-    def _fold(acc, part, absmax, step_j, j: gl.constexpr, mma_layout: gl.constexpr):
-        """acc + block j's product scaled by its absmax (picked from the step's in registers)."""
-        scale = gl.sum(gl.where(step_j[None, :] == j, absmax, 0.0), axis=1)
-        return (
-            acc + part * gl.convert_layout(scale, gl.SliceLayout(1, mma_layout), assert_trivial=True)[:, None]
-        )
-
-    @gluon.jit
     def _nf4_wgmma_kernel(
         x_ptr, out_ptr, partial_ptr, weight_ptr, absmax_ptr, code_ptr, absmax2_ptr, code2_ptr,
         offset_ptr, M, N, K, stride_xm, k_per_split,
@@ -201,6 +189,7 @@ if HAVE_GLUON:
         EVEN_N: gl.constexpr, IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr, STAGES: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCKS: gl.constexpr, BLOCK_M: gl.constexpr,
         word_layout: gl.constexpr, step_word_layout: gl.constexpr, absmax_layout: gl.constexpr,
+        absmax_load_layout: gl.constexpr,
         x_layout: gl.constexpr, mma_layout: gl.constexpr, a_layout: gl.constexpr,
         x_smem_layout: gl.constexpr, w_smem_layout: gl.constexpr,
     ):  # fmt: skip
@@ -218,8 +207,9 @@ if HAVE_GLUON:
         offs_w = gl.arange(0, STEP_K // 8, layout=gl.SliceLayout(0, step_word_layout))
         offs_on = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
         offs_om = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
-        offs_an = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, absmax_layout))
-        offs_aj = gl.arange(0, BLOCKS, layout=gl.SliceLayout(0, absmax_layout))
+        offs_an = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, absmax_load_layout))
+        offs_aj = gl.arange(0, BLOCKS, layout=gl.SliceLayout(0, absmax_load_layout))
+        step_j = gl.arange(0, BLOCKS, layout=gl.SliceLayout(0, absmax_layout))
         w_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N, STEP_K // 8], w_smem_layout)
         x_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, STEP_K], x_smem_layout)
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
@@ -249,6 +239,7 @@ if HAVE_GLUON:
         stage = 0
         for k0 in range(k_start, k_end, STEP_K):
             absmax = _absmax(q, scale2, code2_ptr, offset, NESTED)  # an L1 hit: the table is 1 KB
+            absmax = gl.convert_layout(absmax, absmax_layout)  # each lane of a quad made a quarter
             k_next = gl.minimum(k0 + STEP_K, k_last)
             next_x, next_q, next_scale2 = _load_step(
                 x_rows, x_in, step_blocks, blocks_in, absmax_ptr, absmax2_ptr, k_next, BLOCK_K,
@@ -265,23 +256,17 @@ if HAVE_GLUON:
                 x_tile.store(_permute_x(x, BLOCK_M, BLOCK_K, BLOCKS))
             fence_async_shared()
             _cta_barrier()  # every thread's part of x's tile is in shared memory
-            # block j's look-up runs while block j - 1's wgmma is in flight (is_async); its
-            # product is folded once the next one is issued
-            previous = None  # block j - 1's wgmma, and its A and x (kept alive until it is done)
-            previous_a = None
-            previous_x = None
             for j in gl.static_range(BLOCKS):
                 words = w_smem.index(stage).slice(j * (BLOCK_K // 8), BLOCK_K // 8, dim=1).load(word_layout)
                 a = _look_up(words, lo, hi, BLOCK_N, BLOCK_K, dtype)
                 a = gl.convert_layout(a, a_layout, assert_trivial=True)  # no data moves
                 x_block = x_tile.slice(j * BLOCK_K, BLOCK_K, dim=1).permute([1, 0])
-                token = warpgroup_mma(a, x_block, part, use_acc=False, is_async=True)
-                if j > 0:
-                    done = warpgroup_mma_wait(1, deps=[previous, previous_a, previous_x])[0]
-                    acc = _fold(acc, done, absmax, offs_aj, j - 1, mma_layout)
-                previous, previous_a, previous_x = token, a, x_block
-            done = warpgroup_mma_wait(0, deps=[previous, previous_a, previous_x])[0]
-            acc = _fold(acc, done, absmax, offs_aj, BLOCKS - 1, mma_layout)
+                part = warpgroup_mma(a, x_block, part, use_acc=False)
+                scale = gl.sum(gl.where(step_j[None, :] == j, absmax, 0.0), axis=1)  # in registers
+                acc += (
+                    part
+                    * gl.convert_layout(scale, gl.SliceLayout(1, mma_layout), assert_trivial=True)[:, None]
+                )
             stage = (stage + 1) % STAGES
             x, q, scale2 = next_x, next_q, next_scale2
         wait_group(0)  # no copy may land in shared memory after the program ends
@@ -317,13 +302,17 @@ def _word_layout(block_n: int, block_k: int, num_warps: int, blocks: int = 1):
     )
 
 
-def _absmax_layout(block_n: int, num_warps: int, blocks: int):
+def _absmax_layout(block_n: int, num_warps: int, blocks: int, spread: bool = False):
     """[block_n, blocks] absmax values: each row where wgmma's accumulator has it (the quad's
-    4 lanes alike), the blocks of the step in registers."""
+    4 lanes alike), the blocks of the step in registers. `spread`: the quad's lanes t take
+    different values instead (the first two register bases), so each computes a quarter."""
     rows = _row_bases(block_n, num_warps)
+    regs = [[0, 1 << j] for j in range(blocks.bit_length() - 1)] + rows["regs"]
+    lanes = (regs[:2] if spread else []) + [[0, 0], [0, 0]]  # a quad's lanes: 2 bases, maybe repeats
+    lanes = lanes[:2]
     return gl.DistributedLinearLayout(
-        reg_bases=[[0, 1 << j] for j in range(blocks.bit_length() - 1)] + rows["regs"],
-        lane_bases=[[0, 0], [0, 0]] + rows["lanes"],
+        reg_bases=regs[2:] if spread else regs,
+        lane_bases=lanes + rows["lanes"],
         warp_bases=rows["warps"],
         block_bases=[],
         shape=[block_n, blocks],
@@ -344,6 +333,7 @@ def kernel_layouts(block_n: int, block_k: int, block_m: int, num_warps: int, blo
         word_layout=_word_layout(block_n, block_k, num_warps),
         step_word_layout=_word_layout(block_n, block_k, num_warps, blocks),
         absmax_layout=_absmax_layout(block_n, num_warps, blocks),
+        absmax_load_layout=_absmax_layout(block_n, num_warps, blocks, spread=True),
         w_smem_layout=gl.SwizzledSharedLayout(vec=1, per_phase=1, max_phase=1, order=[1, 0]),
         **layouts,
     )  # fmt: skip
