@@ -1,1 +1,0 @@
-"""Checking and timing kernels: environment fingerprint, correctness sweeps, (later) timing."""

@@ -1,3 +1,0 @@
-from inferlab.cli.app import main
-
-main()
