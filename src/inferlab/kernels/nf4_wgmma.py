@@ -27,17 +27,19 @@ in fp32: acc += absmax * part. NF4 has no zero point, so no sums of x are needed
 `blocks_per_step` blocks (each permuted, multiplied and folded on its own) so that one barrier
 and one x tile serve 128 weights of a row. The nested absmax's code-table look-up is done when
 its step comes, not where its uint8 code is loaded a step ahead: a load that waits for another
-stalls the step that issues it (0007 run 34).
+stalls the step that issues it (0007 run 34). A quad's 4 lanes hold the same rows, so each
+computes a quarter of their absmax values and a warp-local conversion shares them (run 40).
 
 **Rounding.** bitsandbytes rounds code x absmax to 16 bits; this kernel rounds the code (exact in
 fp16 for 8 of the 16 NF4 values, 2^-9 relative in bf16) and keeps the absmax in fp32. Both are
 one rounding per weight of the same size, so the error budget is the reference's (the SPEC's
 rms allowance, as for the int4 kernels that never round W).
 
-Measured (experiment 0007, runs 28-38): on an H100 1.60-1.61x cuBLAS bf16 at M = 1 and 1.40-1.45x
-at M = 16 on Llama-3-8B's large layers (1.10-1.16x bitsandbytes at M = 1, 2.1-3.9x above); the
-same microseconds on an H200 (1.15-1.20x there). What limits it is the integer pipe: prmt, lop3
-and shifts issue there at half the fp32 rate, and the look-up is 21 of them per 8 weights.
+Measured (experiment 0007, runs 28-43): on an H100 1.67-1.74x cuBLAS bf16 at M = 1 and 1.48-1.54x
+at M = 16 on Llama-3-8B's large layers (1.16-1.24x bitsandbytes at M = 1, 2.2-4.2x above); the
+same microseconds on an H200 (1.25-1.29x there). What limits it is the instructions it issues,
+most of them on the integer pipe (prmt, lop3 and shifts, at half the fp32 rate): the look-up
+is 21 per 8 weights.
 """
 
 from __future__ import annotations
