@@ -116,7 +116,7 @@ WGMMA_CONFIGS: tuple[tuple[int, WgmmaConfig], ...] = (
 
 
 WGMMA_FORMATS = ("int4", "nf4")
-# NF4 (nf4_wgmma.py), chosen on an H200 (sweep_wgmma.py --format nf4, 0007 runs 32-35): 64-row
+# NF4 (nf4_wgmma.py), chosen on an H200 (sweep_wgmma.py --format nf4, 0007 runs 32-35, 41): 64-row
 # tiles, two 64-weight absmax blocks per K step, 4 programs per SM; x prepared from 17 rows.
 NF4_WGMMA_CONFIGS: tuple[tuple[int, WgmmaConfig], ...] = (
     (1, WgmmaConfig(block_n=64, block_m=8, programs_per_sm=4, stages=2, blocks_per_step=2)),
