@@ -214,8 +214,8 @@ def test_nf4_matmul_takes_wgmma_up_to_64_rows(monkeypatch):
     from inferlab.kernels import w4a16
 
     calls = []
-    real = w4a16.nf4_wgmma_matmul
-    monkeypatch.setattr(w4a16, "nf4_wgmma_matmul", lambda *a: calls.append(a[0].shape[0]) or real(*a))
+    real = w4a16.launch_nf4_wgmma
+    monkeypatch.setattr(w4a16, "launch_nf4_wgmma", lambda *a: calls.append(a[0].shape[0]) or real(*a))
     for m, k, blocksize in ((1, 512, 64), (2, 448, 64), (64, 512, 128), (65, 512, 64), (4, 512, 256)):
         x, packed, state = _nf4_inputs(m, k, 128, torch.bfloat16, blocksize, True, m)
         want = nf4_matmul_ref(x, packed, state)  # the wgmma kernel rounds W differently: a budget

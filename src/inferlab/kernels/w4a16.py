@@ -101,7 +101,8 @@ from inferlab.kernels._matmul_plan import (  # noqa: F401
     wgmma_config_for,
 )
 from inferlab.kernels.nf4 import _validated_args
-from inferlab.kernels.nf4_wgmma import fit_blocks, nf4_wgmma_matmul
+from inferlab.kernels.nf4_wgmma import fit_blocks
+from inferlab.kernels.nf4_wgmma import launch as launch_nf4_wgmma
 from inferlab.kernels.nf4_wgmma import supports as nf4_wgmma_supports
 from inferlab.kernels.quant_formats import (
     Int4Weight,
@@ -273,7 +274,8 @@ def nf4_matmul(
     x's: the same bits whenever quant_state.dtype is x's dtype or fp32); on sm_90 up to 64 rows
     the wgmma kernel (nf4_wgmma.py) rounds the code instead and scales in fp32, an error of the
     same size. `config` and `materialize` as for `w4a16_matmul` (DEQUANT_MIN_M["nf4"] rows)."""
-    shape, _, blocksize, absmax2, code2, offset, blocksize2 = _validated_args(weight, quant_state)
+    validated = _validated_args(weight, quant_state)
+    shape, _, blocksize, absmax2, code2, offset, blocksize2 = validated
     if len(shape) != 2:
         raise ValueError(f"quant_state.shape must be 2-D [N, K] (out_features, in_features), not {shape}")
     N, K = shape
@@ -295,7 +297,7 @@ def nf4_matmul(
         if x.shape[0] == 0:
             return out
         config = config or fit_blocks(wgmma_config_for(x.shape[0], "nf4"), K, blocksize)
-        return nf4_wgmma_matmul(x, weight, quant_state, out, config)
+        return launch_nf4_wgmma(x, weight, quant_state, validated, out, config)
     cfg = config or config_for(x.shape[0], "nf4")
     if cfg.fma and cfg.block_k != blocksize:
         raise ValueError(
