@@ -140,6 +140,7 @@ PAGED_SHAPE = "llama-3-8b:32x32x8x4096x128x16"
 W4A16_M1 = "20261126T234518Z-bench.json"  # the int4 CUDA-core GEMV at M = 1 (lesson 8)
 W4A16_SHAPE = "llama-3-8b:1x4096x14336"
 W4A16_OURS = (W4A16_M1, "row", "w4a16_matmul", W4A16_SHAPE, "inferlab")
+NF4_WGMMA_H100 = "20261127T042702Z-bench.json"  # nf4_matmul on the wgmma kernel, an H100 (lesson 8)
 
 
 def _result(name: str, *where: str) -> object:
@@ -189,6 +190,40 @@ MEASURED: list[tuple[int, str, str, tuple, float]] = [
     *[
         (8, text, ".3f", (*W4A16_OURS, "speedups", vs, "value"), 1)
         for vs, text in (("cublas-bf16", "1.663"), ("torch-int4pack", "0.976"))
+    ],
+    *[
+        entry
+        for shape, us, ratio in (
+            ("1x4096x14336", "24.1", "1.74"),
+            ("1x14336x4096", "26.7", "1.67"),
+            ("16x4096x14336", "28.8", "1.48"),
+            ("16x14336x4096", "29.6", "1.54"),
+        )  # fmt: skip
+        for entry in (
+            (
+                8,
+                us,
+                ".1f",
+                (NF4_WGMMA_H100, "row", "nf4_matmul", f"llama-3-8b:{shape}", "inferlab", "cold_us", "median"),
+                1,
+            ),
+            (
+                8,
+                ratio,
+                ".2f",
+                (
+                    NF4_WGMMA_H100,
+                    "row",
+                    "nf4_matmul",
+                    f"llama-3-8b:{shape}",
+                    "inferlab",
+                    "speedups",
+                    "cublas-bf16",
+                    "value",
+                ),
+                1,
+            ),
+        )
     ],
     (8, "3666", ".0f", (KERNELS, "row", "nf4_dequantize", NF4_SHAPE, "inferlab", "rate", "value"), 1),
     (
