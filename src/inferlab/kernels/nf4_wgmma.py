@@ -407,6 +407,8 @@ def fit_blocks(config: WgmmaConfig, K: int, blocksize: int) -> WgmmaConfig:
     blocks = config.blocks_per_step
     while blocks > 1 and ((K // blocksize) % blocks or blocksize < 64 or blocks * blocksize > 256):
         blocks //= 2
+    if blocks == config.blocks_per_step:  # the usual case: no new config on every call
+        return config
     return dataclasses.replace(config, blocks_per_step=blocks)
 
 
