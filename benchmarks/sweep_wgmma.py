@@ -7,6 +7,7 @@ round W the way the reference does), then timed as CUDA-graph replays over enoug
 to exceed 3x the L2.
 
     python3 benchmarks/sweep_wgmma.py [--format int4|nf4] [--m 1,16,32,64] [--layers 4096x14336,...]
+    python3 benchmarks/sweep_wgmma.py --tiled --m 64,128,256   # int4, W dequantized into A
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ from sweep_w4a16 import DTYPE, copies_for, graph_us, make_weights, reference_and
 from inferlab.kernels.nf4_wgmma import nf4_wgmma_matmul
 from inferlab.kernels.w4a16 import LLAMA3_8B_LAYERS, config_for
 from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matmul
+
+
+def tiled_candidates(m: int) -> list[WgmmaConfig]:
+    """int4 with W dequantized into A (w4a16_wgmma_tiled.py): weight rows and warp groups, x rows
+    per program, stages, K per step. 256-row x tiles only with 64-column steps (registers)."""
+    block_ms = [bm for bm in (32, 64, 128, 256) if bm // 2 < m <= 8 * bm]
+    return [
+        WgmmaConfig(block_n=bn, block_m=bm, num_warps=w, programs_per_sm=1, stages=st, step_k=sk,
+                    dequantize_a=True)
+        for bn, w in [(64, 4), (128, 8), (256, 8)] for bm in block_ms for st in (2, 3) for sk in (64, 128)
+        if not (bm == 256 and (sk == 128 or bn != 64))
+    ]  # fmt: skip
 
 
 def candidates(m: int, fmt: str) -> list[WgmmaConfig]:
@@ -51,7 +64,7 @@ def wgmma_call(x, q, config, fmt):
     return int4_wgmma_matmul(x, q, out, config)
 
 
-def sweep(m: int, k: int, n: int, fmt: str) -> None:
+def sweep(m: int, k: int, n: int, fmt: str, tiled: bool = False) -> None:
     call, dense, nbytes, clone = make_weights(fmt, n, k)
     weights = [clone() for _ in range(copies_for(nbytes))]
     denses = [dense] * 2
@@ -62,7 +75,7 @@ def sweep(m: int, k: int, n: int, fmt: str) -> None:
     default = graph_us([functools.partial(call, x, q, None) for q in weights])
     tl = graph_us([functools.partial(call, x, q, config_for(m, fmt)) for q in weights])
     rows = []
-    for c in candidates(m, fmt):
+    for c in tiled_candidates(m) if tiled else candidates(m, fmt):
         try:
             err = (wgmma_call(x, weights[0], c, fmt).float() - want).abs().max().item()
         except Exception as e:  # a config that does not build
@@ -89,7 +102,10 @@ def main() -> int:
     parser.add_argument("--format", choices=("int4", "nf4"), default="int4")
     parser.add_argument("--m", default="1,16,32,64")
     parser.add_argument("--layers", default=",".join(f"{k}x{n}" for k, n, _ in LLAMA3_8B_LAYERS))
+    parser.add_argument("--tiled", action="store_true", help="int4 with W dequantized into A (M >= 33)")
     args = parser.parse_args()
+    if args.tiled and args.format != "int4":
+        parser.error("--tiled is int4's (w4a16_wgmma_tiled.py)")
     if not available(torch.device("cuda")):
         print("the wgmma kernel needs an sm_90 GPU")
         return 1
@@ -97,7 +113,7 @@ def main() -> int:
     for layer in args.layers.split(","):
         k, n = map(int, layer.split("x"))
         for m in map(int, args.m.split(",")):
-            sweep(m, k, n, args.format)
+            sweep(m, k, n, args.format, args.tiled)
     return 0
 
 

@@ -104,9 +104,13 @@ class WgmmaConfig:
     prepare_x: bool = False  # x permuted and summed per group once per call (`prepare_x`)
     stages: int = 3  # shared-memory slots of the words' cp.async ring (stages - 1 steps ahead)
     blocks_per_step: int = 1  # NF4 (nf4_wgmma.py): absmax blocks per K step (int4: one group)
+    # int4 for larger M (w4a16_wgmma_tiled.py): W dequantized whole into A, one accumulator, M
+    # tiled by block_m (32 to 256), x always prepared, K steps of step_k (None: the group)
+    dequantize_a: bool = False
+    step_k: int | None = None
 
     def __post_init__(self) -> None:
-        if self.prepare_x and self.num_warps != 4:
+        if self.prepare_x and self.num_warps != 4 and not self.dequantize_a:
             # step i refills the x slot that step i - 1's wgmma read; with one warp group that
             # wgmma is finished for every warp, with two the other group's may still be reading it
             raise ValueError("prepare_x needs num_warps=4 (one warp group)")
@@ -116,6 +120,7 @@ class WgmmaConfig:
         split = "" if self.split_k is None else f" split{self.split_k}"
         prepared = " x-prepared" if self.prepare_x else ""
         prepared += f" {self.blocks_per_step} blocks/step" if self.blocks_per_step > 1 else ""
+        prepared += f" dequantized-A m{self.block_m} k{self.step_k or 'G'}" if self.dequantize_a else ""
         tiles = f"wgmma n{self.block_n} w{self.num_warps} s{self.stages}"
         return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}"
 
@@ -358,8 +363,8 @@ def operand_layouts(block_n: int, block_k: int, block_m: int, num_warps: int, st
     rows = 16 * num_warps
     if block_n % rows or block_n & (block_n - 1):
         raise ValueError(f"block_n must be a power of two and a multiple of {rows}, not {block_n}")
-    if block_m not in (8, 16, 32, 64):
-        raise ValueError(f"block_m must be 8, 16, 32 or 64, not {block_m}")
+    if block_m not in (8, 16, 32, 64, 128, 256):
+        raise ValueError(f"block_m must be 8, 16, 32, 64, 128 or 256, not {block_m}")
     if block_k not in SUPPORTED_GROUP_SIZES:
         raise ValueError(f"block_k must be one of {SUPPORTED_GROUP_SIZES}, not {block_k}")
     mma = gl.NVMMADistributedLayout(
@@ -449,14 +454,15 @@ def prepare_x(x: torch.Tensor, group_size: int, nf4: bool = False) -> tuple[torc
     return x_out, sums
 
 
-def plan_splits(config: WgmmaConfig, M: int, N: int, k_steps: int, out: torch.Tensor):
-    """(output tiles, splits along K, K steps per split, where the program's results go: the
-    fp32 partials [splits, M, N] when K is split, else `out`) for one launch of `config`."""
+def plan_splits(config: WgmmaConfig, M: int, N: int, k_steps: int, out: torch.Tensor, m_tiles: int = 1):
+    """(output tiles along N, splits along K, K steps per split, where the program's results go:
+    the fp32 partials [splits, M, N] when K is split, else `out`) for one launch of `config`
+    whose grid also has `m_tiles` tiles along M."""
     from inferlab.kernels._matmul_plan import _num_sms, split_k_for
 
     num_tiles = triton.cdiv(N, config.block_n)
     sms = _num_sms(out.device)
-    split = config.split_k or split_k_for(num_tiles, k_steps, sms, config.programs_per_sm)
+    split = config.split_k or split_k_for(num_tiles * m_tiles, k_steps, sms, config.programs_per_sm)
     steps_per_split = triton.cdiv(k_steps, min(split, k_steps))
     split = triton.cdiv(k_steps, steps_per_split)  # splits that would start past K are dropped
     partial = torch.empty((split, M, N), dtype=torch.float32, device=out.device) if split > 1 else out
@@ -464,12 +470,16 @@ def plan_splits(config: WgmmaConfig, M: int, N: int, k_steps: int, out: torch.Te
 
 
 def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: WgmmaConfig) -> torch.Tensor:
-    """x [M <= 64, K] @ W.T into `out` [M, N] with the wgmma kernel (inputs already validated by
-    w4a16_matmul)."""
+    """x [M, K] @ W.T into `out` [M, N] with the wgmma kernel (inputs already validated by
+    w4a16_matmul): this module's for M <= 64, w4a16_wgmma_tiled.py's with `config.dequantize_a`."""
     from inferlab.kernels._matmul_plan import reduce_partials
 
     if x.stride(1) != 1:  # the kernel reads along K with unit stride (any row stride is fine)
         x = x.contiguous()
+    if config.dequantize_a:
+        from inferlab.kernels.w4a16_wgmma_tiled import int4_wgmma_tiled_matmul
+
+        return int4_wgmma_tiled_matmul(x, qweight, out, config)
     M, K = x.shape
     N = out.shape[1]
     G = qweight.group_size

@@ -1,0 +1,206 @@
+"""int4 weight-only matmul on wgmma for prefill-sized M: the weight dequantized whole in registers.
+
+w4a16_wgmma.py (read it first) multiplies the raw 128 + q values and folds each group's zero
+point and scale into the fp32 product afterwards. That fold is the right trade for decode: the
+weight is touched once per output value. As M grows it stops being one: the fold costs two
+fp32 operations per output value per group (BLOCK_N x BLOCK_M of them, every K step), while
+dequantizing the weight costs one operation per weight whatever M is. It also needs a second
+accumulator for each step's product, which at BLOCK_M = 128 is 64 more registers per thread.
+
+So this kernel finishes the dequantization in the A registers: from the same 128 + q pairs
+(`_unpack_words`, K in the same permuted order), one `sub` and one `mul` per register pair,
+
+    w = ((C + q) - (C + z)) * s        (C = 128 in bf16, 1024 in fp16)
+
+The subtraction is exact (both are integers below 2^11), the product is rounded once to x's
+dtype: the same bits as the reference's "(q - z) * s, rounded" when the scales are in x's dtype.
+wgmma then accumulates straight into one fp32 accumulator across all of K.
+
+The x rows are tiled by BLOCK_M (32 to 256: wgmma's N) with the program's M tile the fastest
+grid index, so the programs that share a weight tile run together and read it from DRAM once.
+x is permuted to the kernel's K order once per call (`prepare_x`) and its tiles ride the words'
+cp.async ring. With two warp groups (8 warps) both share each x tile: the x tile is the bulk of
+the bytes per step, and every program re-reads all of x, so the fewer programs along N the
+less L2 traffic.
+
+Hopper only (sm_90), like w4a16_wgmma.py; tests/test_w4a16_wgmma_tiled.py compiles it on the
+CPU and checks it against the reference on a GPU.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from inferlab.kernels.w4a16_wgmma import (
+    HAVE_GLUON,
+    MAGIC,
+    PAIR_MASK,
+    SUPPORTED_GROUP_SIZES,
+    WgmmaConfig,
+    kernel_layouts,
+    plan_splits,
+    prepare_x,
+)
+
+TILED_BLOCK_M = (32, 64, 128, 256)
+
+if HAVE_GLUON:
+    from inferlab.kernels.w4a16_wgmma import (
+        _cta_barrier,
+        _fetch_stage,
+        _memory_column,
+        _rows_in_mma_order,
+        _split_range,
+        _store_result,
+        _unpack_words,
+        _x_tile,
+        fence_async_shared,
+        gl,
+        gluon,
+        wait_group,
+        warpgroup_mma,
+    )
+
+    @gluon.jit
+    def _dequantize(a, offset, scale, IS_BF16: gl.constexpr):
+        """(a - offset) * scale per register pair: a exact integer difference, one rounding."""
+        if IS_BF16:
+            asm: gl.constexpr = "{ .reg .b32 d; sub.rn.bf16x2 d, $1, $2; mul.rn.bf16x2 $0, d, $3; }"
+        else:
+            asm: gl.constexpr = "{ .reg .b32 d; sub.rn.f16x2 d, $1, $2; mul.rn.f16x2 $0, d, $3; }"
+        offset, _ = gl.broadcast(offset, a)
+        scale, _ = gl.broadcast(scale, a)
+        return gl.inline_asm_elementwise(
+            asm, "=r,r,r,r", [a, offset, scale], dtype=a.dtype, is_pure=True, pack=2
+        )
+
+    @gluon.jit
+    def _load_scales(scale_cols, zero_cols, n_in, group, N, magic_value, dtype: gl.constexpr,
+                     HAS_ZEROS: gl.constexpr, EVEN_N: gl.constexpr):  # fmt: skip
+        """One group's scale and C + zero point per weight row, in x's dtype (C + z < 2^11: exact)."""
+        if EVEN_N:
+            s = gl.load(scale_cols + group * N)
+        else:
+            s = gl.load(scale_cols + group * N, mask=n_in, other=0.0)
+        if HAS_ZEROS:
+            z = gl.load(zero_cols + group * N, mask=n_in, other=0).to(gl.float32)
+        else:
+            z = gl.full(s.shape, 8.0, gl.float32, s.type.layout)
+        return s.to(dtype), (z + magic_value).to(dtype)
+
+    @gluon.jit
+    def _int4_wgmma_tiled_kernel(
+        x_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
+        M, N, K, stride_xm, k_per_split, m_tiles, mask, magic, magic_value,
+        HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, EVEN_N: gl.constexpr,
+        IS_BF16: gl.constexpr, STAGES: gl.constexpr, GROUP: gl.constexpr,
+        BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr,
+        word_layout: gl.constexpr, x_layout: gl.constexpr,
+        mma_layout: gl.constexpr, a_layout: gl.constexpr, x_smem_layout: gl.constexpr,
+        w_smem_layout: gl.constexpr,
+    ):  # fmt: skip
+        """Program (m tile + m_tiles x n tile, split): y[m tile, n tile] (or its split's fp32
+        partial). x_ptr is x in the kernel's K order (`prepare_x`). A K step is BLOCK_K columns, a
+        group (GROUP) or part of one: the K permutation is within 32-column chunks.
+
+        Per step: wait for this step's words and x tile (cp.async, STAGES - 1 steps ahead), one
+        barrier (every thread's copies have landed, and every warp group is done with the
+        previous step's wgmma, whose slot the next fetch refills), unpack and dequantize the
+        words into A, one synchronous wgmma into the accumulator."""
+        pid = gl.program_id(0)
+        m0 = (pid % m_tiles) * BLOCK_M
+        pid_n = pid // m_tiles
+        dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
+        offs_n = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, word_layout))
+        offs_w = gl.arange(0, BLOCK_K // 8, layout=gl.SliceLayout(0, word_layout))
+        mma_rows = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
+        offs_on = pid_n * BLOCK_N + _memory_column(mma_rows, BLOCK_N, gl.num_warps())
+        offs_om = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
+        a_rows = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, a_layout))
+        offs_an = pid_n * BLOCK_N + _memory_column(a_rows, BLOCK_N, gl.num_warps())
+        w_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N, BLOCK_K // 8], w_smem_layout)
+        x_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_M, BLOCK_K], x_smem_layout)
+        acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
+
+        k_start, k_end, k_last = _split_range(k_per_split, K, BLOCK_K)
+        n_in = offs_n < N
+        an_in = offs_an < N
+        x_rows, x_in = _x_tile(x_ptr + m0 * stride_xm, M - m0, stride_xm, BLOCK_M, BLOCK_K, x_layout)
+        word_cols = qweight_ptr + offs_n[:, None] + offs_w[None, :].to(gl.int64) * N
+        scale_cols = scales_ptr + offs_an
+        zero_cols = zeros_ptr + offs_an
+        for stage in gl.static_range(STAGES - 1):
+            k_fetch = gl.minimum(k_start + stage * BLOCK_K, k_last)
+            _fetch_stage(
+                w_smem, x_smem, stage, word_cols + (k_fetch // 8) * N, n_in, x_rows + k_fetch, x_in,
+                EVEN_N, True,
+            )  # fmt: skip
+        s, zc = _load_scales(
+            scale_cols, zero_cols, an_in, k_start // GROUP, N, magic_value, dtype, HAS_ZEROS, EVEN_N
+        )
+        stage = 0
+        for k0 in range(k_start, k_end, BLOCK_K):
+            k_next = gl.minimum(k0 + BLOCK_K, k_last)
+            next_s, next_zc = _load_scales(
+                scale_cols, zero_cols, an_in, k_next // GROUP, N, magic_value, dtype, HAS_ZEROS, EVEN_N
+            )
+            wait_group(STAGES - 2)  # this thread's copies of this step have landed
+            fence_async_shared()
+            _cta_barrier()  # everyone's have, and the previous step's wgmma is done everywhere
+            k_fetch = gl.minimum(k0 + (STAGES - 1) * BLOCK_K, k_last)
+            _fetch_stage(
+                w_smem, x_smem, (stage + STAGES - 1) % STAGES, word_cols + (k_fetch // 8) * N, n_in,
+                x_rows + k_fetch, x_in, EVEN_N, True,
+            )  # fmt: skip
+            words = w_smem.index(stage).load(word_layout)
+            a = gl.convert_layout(
+                _unpack_words(
+                    _rows_in_mma_order(words, BLOCK_N, BLOCK_K, gl.num_warps()), mask, magic, BLOCK_N,
+                    BLOCK_K, IS_BF16,
+                ),
+                a_layout,
+                assert_trivial=True,
+            )  # fmt: skip
+            a = _dequantize(a, zc[:, None], s[:, None], IS_BF16)
+            acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc)
+            stage = (stage + 1) % STAGES
+            s, zc = next_s, next_zc
+        wait_group(0)  # no copy may land in shared memory after the program ends
+        _store_result(acc, out_ptr, partial_ptr, offs_om, offs_on, M, N, WRITE_PARTIAL)
+
+
+def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: WgmmaConfig) -> torch.Tensor:
+    """x [M, K] @ W.T into `out` [M, N] with the dequantizing wgmma kernel (inputs already
+    validated by w4a16_matmul); M tiled by config.block_m."""
+    from inferlab.kernels._matmul_plan import reduce_partials
+    from inferlab.kernels._triton import triton
+
+    M, K = x.shape
+    N = out.shape[1]
+    G = qweight.group_size
+    if G not in SUPPORTED_GROUP_SIZES:
+        raise ValueError(f"group_size must be one of {SUPPORTED_GROUP_SIZES}, not {G}")
+    if config.block_m not in TILED_BLOCK_M:
+        raise ValueError(f"block_m must be one of {TILED_BLOCK_M} here, not {config.block_m}")
+    step_k = config.step_k or G
+    if step_k not in SUPPORTED_GROUP_SIZES or G % step_k:
+        raise ValueError(f"step_k must be 32, 64 or 128 and divide the group size {G}, not {step_k}")
+    if config.stages < 2:
+        raise ValueError(f"stages must be at least 2 (one slot read, one filling), not {config.stages}")
+    layouts = kernel_layouts(config.block_n, step_k, config.block_m, config.num_warps)
+    m_tiles = triton.cdiv(M, config.block_m)
+    num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // step_k, out, m_tiles)
+    magic_bits, magic_value = MAGIC[x.dtype]
+    zeros = qweight.zeros
+    x, _ = prepare_x(x, G)
+    _int4_wgmma_tiled_kernel[(num_tiles * m_tiles, split)](
+        x, out, partial, qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros,
+        M, N, K, x.stride(0), steps_per_split * step_k, m_tiles, PAIR_MASK, magic_bits, magic_value,
+        HAS_ZEROS=zeros is not None, WRITE_PARTIAL=split > 1, EVEN_N=N % config.block_n == 0,
+        IS_BF16=x.dtype == torch.bfloat16, STAGES=config.stages, GROUP=G,
+        BLOCK_N=config.block_n, BLOCK_K=step_k, BLOCK_M=config.block_m, **layouts,
+        num_warps=config.num_warps,
+    )  # fmt: skip
+    if split > 1:
+        reduce_partials(partial, out)
+    return out
