@@ -26,17 +26,17 @@ from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matm
 
 def tiled_candidates(m: int) -> list[WgmmaConfig]:
     """int4 with W dequantized into A (w4a16_wgmma_tiled.py): weight rows and warp groups, x rows
-    per program, stages, K per step, the wgmma synchronous or overlapping the next step's unpack.
-    128 weight rows in one warp group hold twice the registers per x row: shorter K steps."""
+    per program, stages, K per step. 128 weight rows in one warp group hold twice the registers
+    per x row: shorter K steps."""
     block_ms = [bm for bm in (32, 64, 128, 256) if bm // 2 < m <= 8 * bm]
     shapes = [(64, 4, 128, st) for st in (3, 4)] + [(64, 4, 64, 3)]
     shapes += [(128, 4, sk, st) for sk in (32, 64) for st in (2, 3, 4)]
     shapes += [(128, 8, 128, 3), (128, 8, 128, 4)]
     return [
         WgmmaConfig(block_n=bn, block_m=bm, num_warps=w, programs_per_sm=1, stages=st, step_k=sk,
-                    dequantize_a=True, async_mma=asyn)
-        for bn, w, sk, st in shapes for bm in block_ms for asyn in (False, True)
-        if not (asyn and st < 3) and not (bm == 256 and (sk == 128 or bn != 64))
+                    dequantize_a=True)
+        for bn, w, sk, st in shapes for bm in block_ms
+        if not (bm == 256 and (sk == 128 or bn != 64))
         and not (bm == 256 and bn == 128) and not (bm >= 128 and bn == 128 and w == 4 and sk > 32)
     ]  # fmt: skip
 

@@ -172,7 +172,9 @@ def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, conf
         (1, "int8", True, "fma"),
         (2, "int4", True, "wgmma"),
         (64, "int4", True, "wgmma"),
-        (65, "int4", True, "tiled"),
+        (65, "int4", True, "wgmma"),  # W dequantized into A, M tiled (w4a16_wgmma_tiled.py)
+        (4096, "int4", True, "wgmma"),
+        (65, "nf4", True, "tiled"),
         (16, "int4", False, "gemv"),  # no sm_90: the tl kernels
         (16, "nf4", True, "wgmma"),  # nf4_wgmma.py
         (16, "int8", True, "gemv"),
@@ -209,16 +211,17 @@ def test_wgmma_config_needs_hopper():
 
 
 @hopper
-def test_w4a16_matmul_runs_wgmma_up_to_64_rows(monkeypatch):
+def test_w4a16_matmul_runs_wgmma_at_every_m(monkeypatch):
     from inferlab.kernels import w4a16
 
     calls = []
     real = w4a16.int4_wgmma_matmul
-    monkeypatch.setattr(w4a16, "int4_wgmma_matmul", lambda *a: calls.append(a[0].shape[0]) or real(*a))
+    record = lambda *a: calls.append((a[0].shape[0], a[3].dequantize_a)) or real(*a)  # noqa: E731
+    monkeypatch.setattr(w4a16, "int4_wgmma_matmul", record)
     qw = quantize_int4(torch.randn(128, 256, device="cuda"), 128, scale_dtype=torch.bfloat16)
-    for m in (1, 2, 64, 65):
+    for m in (1, 2, 32, 33, 65, 300):
         w4a16.w4a16_matmul(torch.randn(m, 256, device="cuda", dtype=torch.bfloat16), qw)
-    assert calls == [1, 2, 64]
+    assert calls == [(1, False), (2, False), (32, False), (33, True), (65, True), (300, True)]
     with pytest.raises(ValueError, match="at most 64"):
         x = torch.randn(65, 256, device="cuda", dtype=torch.bfloat16)
         w4a16.w4a16_matmul(x, qw, config=WgmmaConfig())

@@ -15,8 +15,9 @@ before it can exit), so only FMA_CONFIGS use it. With SPLIT_K = 1 the kernel sto
 
 ## Configs (module constants, no autotuning at import)
 
-WGMMA_CONFIGS for int4 and NF4_WGMMA_CONFIGS for NF4 up to WGMMA_MAX_M rows on sm_90
-(w4a16_wgmma.py, nf4_wgmma.py; chosen on an H100 and an H200 by `benchmarks/sweep_wgmma.py`),
+WGMMA_CONFIGS for int4 (any M; from 33 rows w4a16_wgmma_tiled.py) and NF4_WGMMA_CONFIGS for NF4
+up to WGMMA_MAX_M rows on sm_90 (w4a16_wgmma.py, nf4_wgmma.py; chosen on an H100 and an H200 by
+`benchmarks/sweep_wgmma.py`),
 else FMA_CONFIGS (CUDA-core GEMV) for one row where a
 format has one, GEMV_CONFIGS up to
 GEMV_MAX_M, TILED_CONFIGS by M above; a caller that passes `materialize=True` lets the weight be
@@ -103,15 +104,19 @@ GEMV_CONFIGS = {
     "int8": MatmulConfig(16, 32, 256, 1, num_warps=4, num_stages=4, planes=False),
 }
 GEMV_CONFIG = GEMV_CONFIGS["int4"]
-# int4 up to 64 rows on sm_90: the wgmma kernel whose unpacked nibbles are already wgmma's A
-# registers (w4a16_wgmma.py). Chosen on an H100 (benchmarks/sweep_wgmma.py, 0007 runs 14-19):
-# (largest M, config). From 17 rows, x is permuted and summed once per call (`prepare_x`).
-WGMMA_MIN_M, WGMMA_MAX_M = 1, 64
-WGMMA_CONFIGS: tuple[tuple[int, WgmmaConfig], ...] = (
+# int4 on sm_90: up to 32 rows the wgmma kernel whose unpacked nibbles are already wgmma's A
+# registers, each group's product folded in fp32 (w4a16_wgmma.py; chosen on an H100 by
+# benchmarks/sweep_wgmma.py, 0007 runs 14-19; from 17 rows x is permuted and summed once per call,
+# `prepare_x`); from 33 rows W dequantized whole into A and M tiled (w4a16_wgmma_tiled.py; chosen
+# on an H200 by sweep_wgmma.py --tiled, 0007 runs 45-46). (largest M or None, config)
+WGMMA_MIN_M, WGMMA_MAX_M = 1, 64  # the fold kernels' rows (int4 and NF4)
+WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (1, WgmmaConfig(block_n=128, block_m=8, programs_per_sm=2, stages=2)),
     (16, WgmmaConfig(block_n=128, programs_per_sm=1, stages=2)),
     (32, WgmmaConfig(block_n=128, block_m=32, programs_per_sm=1, stages=2, prepare_x=True)),
-    (64, WgmmaConfig(block_n=64, block_m=64, programs_per_sm=1, stages=4, prepare_x=True)),
+    (64, WgmmaConfig(block_n=64, block_m=64, programs_per_sm=1, stages=3, dequantize_a=True)),
+    (128, WgmmaConfig(block_n=64, block_m=128, programs_per_sm=1, stages=3, dequantize_a=True)),
+    (None, WgmmaConfig(block_n=64, block_m=256, programs_per_sm=1, stages=3, step_k=64, dequantize_a=True)),
 )
 
 
@@ -127,8 +132,9 @@ NF4_WGMMA_CONFIGS: tuple[tuple[int, WgmmaConfig], ...] = (
 
 
 def wgmma_config_for(M: int, fmt: str = "int4") -> WgmmaConfig:
-    """The wgmma kernel's config for M <= WGMMA_MAX_M rows of format `fmt`."""
-    return next(c for max_m, c in (NF4_WGMMA_CONFIGS if fmt == "nf4" else WGMMA_CONFIGS) if M <= max_m)
+    """The wgmma kernels' config for M rows of format `fmt` (NF4: M <= WGMMA_MAX_M)."""
+    table = NF4_WGMMA_CONFIGS if fmt == "nf4" else WGMMA_CONFIGS
+    return next(c for max_m, c in table if max_m is None or M <= max_m)
 
 
 # (largest M, config) past GEMV_MAX_M, for every format; the whole-tile unpacking led everywhere
@@ -169,7 +175,8 @@ def choose_path(
     nf4_wgmma.py); else
     "fma" (CUDA-core GEMV) for one row where the format has one, "gemv" (one 16-row tensor-core
     tile, split-K) up to GEMV_MAX_M; "dequant" (the whole weight dequantized, then cuBLAS) from the format's
-    DEQUANT_MIN_M when the caller allows `materialize`; else "tiled"."""
+    DEQUANT_MIN_M when the caller allows `materialize`; past that int4 on sm_90 stays on "wgmma"
+    (w4a16_wgmma_tiled.py, any M); else "tiled"."""
     on_hopper = device is not None and wgmma_available(device)
     if fmt in WGMMA_FORMATS and WGMMA_MIN_M <= M <= WGMMA_MAX_M and on_hopper:
         return "wgmma"
@@ -177,6 +184,8 @@ def choose_path(
         return "fma"
     if materialize and M >= DEQUANT_MIN_M.get(fmt, float("inf")):
         return "dequant"
+    if fmt == "int4" and M > WGMMA_MAX_M and on_hopper:
+        return "wgmma"
     return "gemv" if M <= GEMV_MAX_M else "tiled"
 
 

@@ -184,11 +184,14 @@ def _check_on(device: torch.device, **tensors: torch.Tensor) -> None:
             raise ValueError(f"{name} is on {t.device} but x is on {device}")
 
 
-def _check_wgmma(x: torch.Tensor) -> None:
+def _check_wgmma(x: torch.Tensor, config: WgmmaConfig) -> None:
     if not wgmma_available(x.device):
         raise ValueError("a WgmmaConfig needs an sm_90 GPU (wgmma): use a MatmulConfig here")
-    if x.shape[0] > WGMMA_MAX_M:
-        raise ValueError(f"the wgmma kernel takes at most {WGMMA_MAX_M} rows of x, not {x.shape[0]}")
+    if x.shape[0] > WGMMA_MAX_M and not config.dequantize_a:
+        raise ValueError(
+            f"the wgmma kernel takes at most {WGMMA_MAX_M} rows of x, not {x.shape[0]} "
+            "(int4: dequantize_a=True takes any M)"
+        )
 
 
 def _block_divides(block_k: int, quant_block: int, what: str) -> None:
@@ -206,7 +209,8 @@ def w4a16_matmul(
 ) -> torch.Tensor:
     """x: [M, K] fp16/bf16, qweight: Int4Weight of W [N, K] -> x @ W.T: [M, N] in x's dtype.
 
-    `config` forces a fused kernel's tiling (a WgmmaConfig: the sm_90 wgmma kernel, M <= 64);
+    `config` forces a fused kernel's tiling (a WgmmaConfig: the sm_90 wgmma kernels, M <= 64, or
+    any M with dequantize_a);
     `materialize=True` lets M >= DEQUANT_MIN_M["int4"] dequantize W once into a bf16/fp16
     scratch buffer and call cuBLAS (faster there; costs the buffer, N x K x 2 bytes, for the
     duration of the call)."""
@@ -235,10 +239,11 @@ def w4a16_matmul(
     if config is None and path == "dequant":
         return torch.mm(x, int4_weight_t(qweight, x.dtype), out=out)
     if isinstance(config, WgmmaConfig) or (config is None and path == "wgmma"):
-        _check_wgmma(x)
+        config = config or wgmma_config_for(x.shape[0])
+        _check_wgmma(x, config)
         if x.shape[0] == 0:
             return out
-        return int4_wgmma_matmul(x, qweight, out, config or wgmma_config_for(x.shape[0]))
+        return int4_wgmma_matmul(x, qweight, out, config)
     cfg = config or config_for(x.shape[0])
     if cfg.fma:
         constexprs = dict(GROUP_SIZE=G, HAS_ZEROS=zeros is not None)
@@ -293,10 +298,12 @@ def nf4_matmul(
     # a blocksize (or weight) the wgmma kernel does not take goes on to the tl kernels
     wgmma = config is None and path == "wgmma" and nf4_wgmma_supports(weight, blocksize)
     if isinstance(config, WgmmaConfig) or wgmma:
-        _check_wgmma(x)
+        config = config or fit_blocks(wgmma_config_for(x.shape[0], "nf4"), K, blocksize)
+        if config.dequantize_a:
+            raise ValueError("dequantize_a is int4's (w4a16_wgmma_tiled.py): NF4 folds each block")
+        _check_wgmma(x, config)
         if x.shape[0] == 0:
             return out
-        config = config or fit_blocks(wgmma_config_for(x.shape[0], "nf4"), K, blocksize)
         return launch_nf4_wgmma(x, weight, quant_state, validated, out, config)
     cfg = config or config_for(x.shape[0], "nf4")
     if cfg.fma and cfg.block_k != blocksize:

@@ -45,8 +45,6 @@ from inferlab.kernels.w4a16_wgmma import (
 TILED_BLOCK_M = (32, 64, 128, 256)
 
 if HAVE_GLUON:
-    from triton.experimental.gluon.language.nvidia.hopper import warpgroup_mma_wait
-
     from inferlab.kernels.w4a16_wgmma import (
         _cta_barrier,
         _fetch_stage,
@@ -95,7 +93,7 @@ if HAVE_GLUON:
         x_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
         M, N, K, stride_xm, k_per_split, m_tiles, mask, magic, magic_value,
         HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, EVEN_N: gl.constexpr,
-        IS_BF16: gl.constexpr, STAGES: gl.constexpr, GROUP: gl.constexpr, ASYNC: gl.constexpr,
+        IS_BF16: gl.constexpr, STAGES: gl.constexpr, GROUP: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr,
         word_layout: gl.constexpr, x_layout: gl.constexpr,
         mma_layout: gl.constexpr, a_layout: gl.constexpr, x_smem_layout: gl.constexpr,
@@ -131,10 +129,7 @@ if HAVE_GLUON:
         word_cols = qweight_ptr + offs_n[:, None] + offs_w[None, :].to(gl.int64) * N
         scale_cols = scales_ptr + offs_an
         zero_cols = zeros_ptr + offs_an
-        # steps between a slot's read and its refill: with ASYNC, step i's wgmma is only known
-        # done (for every warp group) after step i + 1's wait and step i + 2's barrier
-        LAG: gl.constexpr = 2 if ASYNC else 1
-        for stage in gl.static_range(STAGES - LAG):
+        for stage in gl.static_range(STAGES - 1):
             k_fetch = gl.minimum(k_start + stage * BLOCK_K, k_last)
             _fetch_stage(
                 w_smem, x_smem, stage, word_cols + (k_fetch // 8) * N, n_in, x_rows + k_fetch, x_in,
@@ -149,12 +144,12 @@ if HAVE_GLUON:
             next_s, next_zc = _load_scales(
                 scale_cols, zero_cols, an_in, k_next // GROUP, N, magic_value, dtype, HAS_ZEROS, EVEN_N
             )
-            wait_group(STAGES - LAG - 1)  # this thread's copies of this step have landed
+            wait_group(STAGES - 2)  # this thread's copies of this step have landed
             fence_async_shared()
-            _cta_barrier()  # everyone's have, and the wgmma LAG steps back is done everywhere
-            k_fetch = gl.minimum(k0 + (STAGES - LAG) * BLOCK_K, k_last)
+            _cta_barrier()  # everyone's have, and the previous step's wgmma is done everywhere
+            k_fetch = gl.minimum(k0 + (STAGES - 1) * BLOCK_K, k_last)
             _fetch_stage(
-                w_smem, x_smem, (stage + STAGES - LAG) % STAGES, word_cols + (k_fetch // 8) * N, n_in,
+                w_smem, x_smem, (stage + STAGES - 1) % STAGES, word_cols + (k_fetch // 8) * N, n_in,
                 x_rows + k_fetch, x_in, EVEN_N, True,
             )  # fmt: skip
             words = w_smem.index(stage).load(word_layout)
@@ -167,15 +162,9 @@ if HAVE_GLUON:
                 assert_trivial=True,
             )  # fmt: skip
             a = _dequantize(a, zc[:, None], s[:, None], IS_BF16)
-            if ASYNC:  # unpack the next step while this one multiplies
-                acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc, is_async=True)
-                acc = warpgroup_mma_wait(1, deps=[acc])
-            else:
-                acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc)
+            acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc)
             stage = (stage + 1) % STAGES
             s, zc = next_s, next_zc
-        if ASYNC:
-            acc = warpgroup_mma_wait(0, deps=[acc])
         wait_group(0)  # no copy may land in shared memory after the program ends
         _store_result(acc, out_ptr, partial_ptr, offs_om, offs_on, M, N, WRITE_PARTIAL)
 
@@ -193,13 +182,11 @@ def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config:
         raise ValueError(f"group_size must be one of {SUPPORTED_GROUP_SIZES}, not {G}")
     if config.block_m not in TILED_BLOCK_M:
         raise ValueError(f"block_m must be one of {TILED_BLOCK_M} here, not {config.block_m}")
-    step_k = config.step_k or G
-    if step_k not in SUPPORTED_GROUP_SIZES or G % step_k:
-        raise ValueError(f"step_k must be 32, 64 or 128 and divide the group size {G}, not {step_k}")
-    if config.stages < 2 + config.async_mma:
-        raise ValueError(
-            f"stages must be at least {2 + config.async_mma} (slots read, one filling), not {config.stages}"
-        )
+    if config.step_k not in (None, *SUPPORTED_GROUP_SIZES):
+        raise ValueError(f"step_k must be None (the group size), 32, 64 or 128, not {config.step_k}")
+    step_k = min(config.step_k or G, G)  # a step never spans two groups
+    if config.stages < 2:
+        raise ValueError(f"stages must be at least 2 (one slot read, one filling), not {config.stages}")
     layouts = kernel_layouts(config.block_n, step_k, config.block_m, config.num_warps)
     m_tiles = triton.cdiv(M, config.block_m)
     num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // step_k, out, m_tiles)
@@ -210,7 +197,7 @@ def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config:
         x, out, partial, qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros,
         M, N, K, x.stride(0), steps_per_split * step_k, m_tiles, PAIR_MASK, magic_bits, magic_value,
         HAS_ZEROS=zeros is not None, WRITE_PARTIAL=split > 1, EVEN_N=N % config.block_n == 0,
-        IS_BF16=x.dtype == torch.bfloat16, STAGES=config.stages, GROUP=G, ASYNC=config.async_mma,
+        IS_BF16=x.dtype == torch.bfloat16, STAGES=config.stages, GROUP=G,
         BLOCK_N=config.block_n, BLOCK_K=step_k, BLOCK_M=config.block_m, **layouts,
         num_warps=config.num_warps,
     )  # fmt: skip
