@@ -57,12 +57,14 @@ compile_one(128, 64, 64, 8, "bf16", True, False, step=32)  # two warp groups
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the kernel runs for real below")
-def test_kernel_compiles_for_hopper_without_spills():
+def test_kernel_compiles_for_hopper_with_wgmma_and_no_spills_to_speak_of():
     rows = compiled_rows(COMPILE_TILED)
     assert len(rows) == 4, rows
     for row in rows:
         bn, step, bm, warps, spills, wgmmas, subs = map(int, row)
-        assert spills == 0, row
+        # the 256-column tile holds a 128-register accumulator: ptxas spills a few bytes (28 with
+        # Triton 3.7) and it was still the fastest from M = 256 (0007 runs 45-46)
+        assert spills <= (32 if bm == 256 else 0), row
         # per warp group and step: one wgmma per 16 of K and 64-row block; one sub per A pair
         assert wgmmas == step // 16 * (bn // (16 * warps)), row
         assert subs == bn * step // (32 * warps * 2), row
