@@ -26,18 +26,14 @@ from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matm
 
 def tiled_candidates(m: int) -> list[WgmmaConfig]:
     """int4 with W dequantized into A (w4a16_wgmma_tiled.py): weight rows and warp groups, x rows
-    per program, stages, K per step. 128 weight rows in one warp group hold twice the registers
-    per x row: shorter K steps."""
+    per program, stages, K per step, words through the ring or registers. 256-row x tiles take
+    64-column steps (registers)."""
     block_ms = [bm for bm in (32, 64, 128, 256) if bm // 2 < m <= 8 * bm]
-    shapes = [(64, 4, 128, st) for st in (3, 4)] + [(64, 4, 64, 3)]
-    shapes += [(128, 4, sk, st) for sk in (32, 64) for st in (2, 3, 4)]
-    shapes += [(128, 8, 128, 3), (128, 8, 128, 4)]
     return [
-        WgmmaConfig(block_n=bn, block_m=bm, num_warps=w, programs_per_sm=1, stages=st, step_k=sk,
-                    dequantize_a=True)
-        for bn, w, sk, st in shapes for bm in block_ms
-        if not (bm == 256 and (sk == 128 or bn != 64))
-        and not (bm == 256 and bn == 128) and not (bm >= 128 and bn == 128 and w == 4 and sk > 32)
+        WgmmaConfig(block_n=bn, block_m=bm, num_warps=w, programs_per_sm=1, stages=st,
+                    step_k=64 if bm == 256 else 128, dequantize_a=True, words_in_registers=regs)
+        for bn, w in [(64, 4), (128, 8)] for bm in block_ms for st in (3, 4) for regs in (False, True)
+        if not (bm == 256 and bn == 128)
     ]  # fmt: skip
 
 

@@ -54,12 +54,15 @@ if HAVE_GLUON:
         _store_result,
         _unpack_words,
         _x_tile,
+        async_copy_global_to_shared,
+        commit_group,
         fence_async_shared,
         gl,
         gluon,
         wait_group,
         warpgroup_mma,
     )
+    from triton.experimental.gluon.language.nvidia.hopper import warpgroup_mma_wait
 
     @gluon.jit
     def _dequantize(a, offset, scale, IS_BF16: gl.constexpr):
@@ -89,11 +92,31 @@ if HAVE_GLUON:
         return s.to(dtype), (z + magic_value).to(dtype)
 
     @gluon.jit
+    def _load_words(word_cols, k, N, n_in, EVEN_N: gl.constexpr):
+        """One K step's words into registers (loaded a step ahead of their use)."""
+        if EVEN_N:
+            words = gl.load(word_cols + (k // 8) * N)
+        else:
+            words = gl.load(word_cols + (k // 8) * N, mask=n_in[:, None], other=0)
+        return words
+
+    @gluon.jit
+    def _fetch(w_smem, x_smem, stage, word_cols, k, N, n_in, x_rows, x_in,
+               EVEN_N: gl.constexpr, WORDS_IN_REGS: gl.constexpr):  # fmt: skip
+        """cp.async one step's x tile (and, unless WORDS_IN_REGS, its words) into a ring slot."""
+        if WORDS_IN_REGS:
+            async_copy_global_to_shared(x_smem.index(stage), x_rows + k, mask=x_in)
+            commit_group()
+        else:
+            _fetch_stage(w_smem, x_smem, stage, word_cols + (k // 8) * N, n_in, x_rows + k, x_in, EVEN_N, True)
+
+    @gluon.jit
     def _int4_wgmma_tiled_kernel(
         x_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
         M, N, K, stride_xm, k_per_split, m_tiles, mask, magic, magic_value,
         HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, EVEN_N: gl.constexpr,
-        IS_BF16: gl.constexpr, STAGES: gl.constexpr, GROUP: gl.constexpr,
+        IS_BF16: gl.constexpr, STAGES: gl.constexpr, GROUP: gl.constexpr, ASYNC: gl.constexpr,
+        WORDS_IN_REGS: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr,
         word_layout: gl.constexpr, x_layout: gl.constexpr,
         mma_layout: gl.constexpr, a_layout: gl.constexpr, x_smem_layout: gl.constexpr,
@@ -129,12 +152,15 @@ if HAVE_GLUON:
         word_cols = qweight_ptr + offs_n[:, None] + offs_w[None, :].to(gl.int64) * N
         scale_cols = scales_ptr + offs_an
         zero_cols = zeros_ptr + offs_an
-        for stage in gl.static_range(STAGES - 1):
+        # steps between a slot's read and its refill: with ASYNC, step i's wgmma is only known
+        # done (for every warp group) after step i + 1's wait and step i + 2's barrier
+        LAG: gl.constexpr = 2 if ASYNC else 1
+        a_prev = gl.zeros([BLOCK_N, BLOCK_K], dtype, a_layout)
+        for stage in gl.static_range(STAGES - LAG):
             k_fetch = gl.minimum(k_start + stage * BLOCK_K, k_last)
-            _fetch_stage(
-                w_smem, x_smem, stage, word_cols + (k_fetch // 8) * N, n_in, x_rows + k_fetch, x_in,
-                EVEN_N, True,
-            )  # fmt: skip
+            _fetch(w_smem, x_smem, stage, word_cols, k_fetch, N, n_in, x_rows, x_in, EVEN_N, WORDS_IN_REGS)
+        if WORDS_IN_REGS:
+            words = _load_words(word_cols, k_start, N, n_in, EVEN_N)
         s, zc = _load_scales(
             scale_cols, zero_cols, an_in, k_start // GROUP, N, magic_value, dtype, HAS_ZEROS, EVEN_N
         )
@@ -144,15 +170,16 @@ if HAVE_GLUON:
             next_s, next_zc = _load_scales(
                 scale_cols, zero_cols, an_in, k_next // GROUP, N, magic_value, dtype, HAS_ZEROS, EVEN_N
             )
-            wait_group(STAGES - 2)  # this thread's copies of this step have landed
-            fence_async_shared()
-            _cta_barrier()  # everyone's have, and the previous step's wgmma is done everywhere
-            k_fetch = gl.minimum(k0 + (STAGES - 1) * BLOCK_K, k_last)
-            _fetch_stage(
-                w_smem, x_smem, (stage + STAGES - 1) % STAGES, word_cols + (k_fetch // 8) * N, n_in,
-                x_rows + k_fetch, x_in, EVEN_N, True,
+            wait_group(STAGES - LAG - 1)  # this thread's copies of this step have landed
+            k_fetch = gl.minimum(k0 + (STAGES - LAG) * BLOCK_K, k_last)
+            _fetch(
+                w_smem, x_smem, (stage + STAGES - LAG) % STAGES, word_cols, k_fetch, N, n_in, x_rows, x_in,
+                EVEN_N, WORDS_IN_REGS,
             )  # fmt: skip
-            words = w_smem.index(stage).load(word_layout)
+            if WORDS_IN_REGS:
+                next_words = _load_words(word_cols, k_next, N, n_in, EVEN_N)
+            else:
+                words = w_smem.index(stage).load(word_layout)
             a = gl.convert_layout(
                 _unpack_words(
                     _rows_in_mma_order(words, BLOCK_N, BLOCK_K, gl.num_warps()), mask, magic, BLOCK_N,
@@ -162,9 +189,19 @@ if HAVE_GLUON:
                 assert_trivial=True,
             )  # fmt: skip
             a = _dequantize(a, zc[:, None], s[:, None], IS_BF16)
-            acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc)
+            if ASYNC:  # this step's wgmma runs while the next step unpacks
+                acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc, is_async=True)
+                # the previous step's wgmma is done: its A registers (kept live until here) are free
+                acc, a_prev = warpgroup_mma_wait(1, deps=[acc, a_prev])
+                a_prev = a
+            else:
+                acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc)
             stage = (stage + 1) % STAGES
             s, zc = next_s, next_zc
+            if WORDS_IN_REGS:
+                words = next_words
+        if ASYNC:
+            acc, a_prev = warpgroup_mma_wait(0, deps=[acc, a_prev])
         wait_group(0)  # no copy may land in shared memory after the program ends
         _store_result(acc, out_ptr, partial_ptr, offs_om, offs_on, M, N, WRITE_PARTIAL)
 
@@ -185,8 +222,10 @@ def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config:
     if config.step_k not in (None, *SUPPORTED_GROUP_SIZES):
         raise ValueError(f"step_k must be None (the group size), 32, 64 or 128, not {config.step_k}")
     step_k = min(config.step_k or G, G)  # a step never spans two groups
-    if config.stages < 2:
-        raise ValueError(f"stages must be at least 2 (one slot read, one filling), not {config.stages}")
+    if config.stages < 2 + config.async_mma:
+        raise ValueError(
+            f"stages must be at least {2 + config.async_mma} (slots read, one filling), not {config.stages}"
+        )
     layouts = kernel_layouts(config.block_n, step_k, config.block_m, config.num_warps)
     m_tiles = triton.cdiv(M, config.block_m)
     num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // step_k, out, m_tiles)
@@ -197,7 +236,8 @@ def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config:
         x, out, partial, qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros,
         M, N, K, x.stride(0), steps_per_split * step_k, m_tiles, PAIR_MASK, magic_bits, magic_value,
         HAS_ZEROS=zeros is not None, WRITE_PARTIAL=split > 1, EVEN_N=N % config.block_n == 0,
-        IS_BF16=x.dtype == torch.bfloat16, STAGES=config.stages, GROUP=G,
+        IS_BF16=x.dtype == torch.bfloat16, STAGES=config.stages, GROUP=G, ASYNC=config.async_mma,
+        WORDS_IN_REGS=config.words_in_registers,
         BLOCK_N=config.block_n, BLOCK_K=step_k, BLOCK_M=config.block_m, **layouts,
         num_warps=config.num_warps,
     )  # fmt: skip
