@@ -7,7 +7,8 @@
 
 int4: w4a16_matmul's default (g128); nf4: nf4_matmul's default (blocksize 64, nested absmax).
 A third argument forces int4's W-dequantized-into-A kernel (w4a16_wgmma_tiled.py, run 47) with
-block_n,num_warps,block_m,step_k,stages, e.g. `128 int4 128,8,128,128,3`. Run 33 added --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio, the
+block_n,num_warps,block_m,step_k,stages, e.g. `128 int4 128,8,128,128,3`. Run 33 added
+--metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio, the
 stall reasons per issued instruction.
 """
 

@@ -45,8 +45,9 @@ from inferlab.kernels.w4a16_wgmma import (
 TILED_BLOCK_M = (32, 64, 128, 256)
 
 if HAVE_GLUON:
+    from triton.experimental.gluon.language.nvidia.hopper import warpgroup_mma_wait
+
     from inferlab.kernels.w4a16_wgmma import (
-        _cta_barrier,
         _fetch_stage,
         _memory_column,
         _rows_in_mma_order,
@@ -56,13 +57,11 @@ if HAVE_GLUON:
         _x_tile,
         async_copy_global_to_shared,
         commit_group,
-        fence_async_shared,
         gl,
         gluon,
         wait_group,
         warpgroup_mma,
     )
-    from triton.experimental.gluon.language.nvidia.hopper import warpgroup_mma_wait
 
     @gluon.jit
     def _dequantize(a, offset, scale, IS_BF16: gl.constexpr):
@@ -108,7 +107,8 @@ if HAVE_GLUON:
             async_copy_global_to_shared(x_smem.index(stage), x_rows + k, mask=x_in)
             commit_group()
         else:
-            _fetch_stage(w_smem, x_smem, stage, word_cols + (k // 8) * N, n_in, x_rows + k, x_in, EVEN_N, True)
+            words = word_cols + (k // 8) * N
+            _fetch_stage(w_smem, x_smem, stage, words, n_in, x_rows + k, x_in, EVEN_N, True)
 
     @gluon.jit
     def _int4_wgmma_tiled_kernel(
