@@ -41,7 +41,8 @@ from inferlab.kernels import w4a16_wgmma_tiled as WT
 
 def compile_one(bn, g, bm, warps, dt, zeros, even_n, stages=3, step=None, regs=False):
     cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=False, EVEN_N=even_n, IS_BF16=dt == "bf16",
-              STAGES=stages, GROUP=g, ASYNC=False, WORDS_IN_REGS=regs, BLOCK_N=bn, BLOCK_K=step or g, BLOCK_M=bm,
+              STAGES=stages, GROUP=g, ASYNC=False, WORDS_IN_REGS=regs,
+              BLOCK_N=bn, BLOCK_K=step or g, BLOCK_M=bm,
               **WG.kernel_layouts(bn, step or g, bm, warps))
     types = dict(x_ptr=f"*{dt}", out_ptr=f"*{dt}", partial_ptr="*fp32", qweight_ptr="*i32",
                  scales_ptr=f"*{dt}", zeros_ptr="*u8", magic_value="fp32")
