@@ -104,6 +104,13 @@ hopper = pytest.mark.skipif(
         (300, 768, 384, WgmmaConfig(block_n=128, block_m=256, num_warps=8, step_k=32, dequantize_a=True)),
         (70, 1024, 192, WgmmaConfig(block_n=64, block_m=64, split_k=3, stages=2, dequantize_a=True)),
         (129, 512, 512, WgmmaConfig(block_n=256, block_m=128, num_warps=8, stages=4, dequantize_a=True)),
+        (
+            100,
+            768,
+            320,
+            WgmmaConfig(block_n=128, block_m=64, num_warps=8, dequantize_a=True, words_in_registers=True),
+        ),
+        (64, 1024, 128, WgmmaConfig(block_n=64, block_m=64, stages=4, dequantize_a=True, async_mma=True)),
     ],
 )
 def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, config):
