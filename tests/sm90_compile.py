@@ -21,9 +21,12 @@ from triton.backends.compiler import GPUTarget
 from triton.experimental.gluon._runtime import GluonASTSource
 PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
 
+LAST_REPORT = ""  # ptxas -v's report of the last compile_sm90 (its warnings, e.g. C7514)
+
 def compile_sm90(fn, constexprs, types, num_warps):
     """(PTX, bytes of spill stores) of Gluon kernel `fn`; `types` gives the non-int32 arguments'.
     As a launch specializes them: pointers 16-byte aligned, sizes and strides multiples of 16."""
+    global LAST_REPORT
     sig = {p.name: "constexpr" if p.name in constexprs else types.get(p.name, "i32") for p in fn.params}
     aligned = [i for i, p in enumerate(fn.params)
                if sig[p.name][0] == "*" or p.name in ("N", "K", "k_per_split", "stride_xm")]
@@ -34,6 +37,7 @@ def compile_sm90(fn, constexprs, types, num_warps):
         f.write(ptx)
     report = subprocess.run([PTXAS, "-v", "--gpu-name=sm_90a", f.name, "-o", os.devnull],
                             capture_output=True, text=True).stderr
+    LAST_REPORT = report
     return ptx, sum(int(n) for n in re.findall(r"(\d+) bytes spill stores", report))
 '''
 

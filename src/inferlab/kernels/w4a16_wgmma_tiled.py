@@ -52,7 +52,6 @@ if HAVE_GLUON:
         _memory_column,
         _rows_in_mma_order,
         _split_range,
-        _store_result,
         _unpack_words,
         _x_tile,
         async_copy_global_to_shared,
@@ -111,6 +110,70 @@ if HAVE_GLUON:
             _fetch_stage(w_smem, x_smem, stage, words, n_in, x_rows + k, x_in, EVEN_N, True)
 
     @gluon.jit
+    def _operand(w_smem, x_smem, stage, words, word_cols, k0, k_last, N, n_in, x_rows, x_in,
+                 scale_cols, zero_cols, an_in, magic_value, mask, magic, LAG: gl.constexpr,
+                 STAGES: gl.constexpr, GROUP: gl.constexpr, BLOCK_N: gl.constexpr,
+                 BLOCK_K: gl.constexpr, HAS_ZEROS: gl.constexpr, EVEN_N: gl.constexpr,
+                 IS_BF16: gl.constexpr, WORDS_IN_REGS: gl.constexpr, word_layout: gl.constexpr,
+                 a_layout: gl.constexpr):  # fmt: skip
+        """Step k0's A operand (the words unpacked and dequantized) and the next step's words if
+        they travel in registers. On the way: wait for this step's copies (Triton adds the
+        barrier after the wait, so every thread's have landed and every warp group is done with
+        the wgmma LAG steps back), refill that wgmma's ring slot STAGES - LAG steps ahead."""
+        dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
+        k_next = gl.minimum(k0 + BLOCK_K, k_last)
+        group = k0 // GROUP
+        s, zc = _load_scales(scale_cols, zero_cols, an_in, group, N, magic_value, dtype, HAS_ZEROS, EVEN_N)
+        wait_group(STAGES - LAG - 1)
+        k_fetch = gl.minimum(k0 + (STAGES - LAG) * BLOCK_K, k_last)
+        _fetch(
+            w_smem, x_smem, (stage + STAGES - LAG) % STAGES, word_cols, k_fetch, N, n_in, x_rows, x_in,
+            EVEN_N, WORDS_IN_REGS,
+        )  # fmt: skip
+        if WORDS_IN_REGS:
+            next_words = _load_words(word_cols, k_next, N, n_in, EVEN_N)
+        else:
+            words = w_smem.index(stage).load(word_layout)
+            next_words = words
+        a = gl.convert_layout(
+            _unpack_words(
+                _rows_in_mma_order(words, BLOCK_N, BLOCK_K, gl.num_warps()), mask, magic, BLOCK_N,
+                BLOCK_K, IS_BF16,
+            ),
+            a_layout,
+            assert_trivial=True,
+        )  # fmt: skip
+        return _dequantize(a, zc[:, None], s[:, None], IS_BF16), next_words
+
+    @gluon.jit
+    def _rows_in_memory_order(t, BLOCK_N: gl.constexpr, BLOCK_M: gl.constexpr, WARPS: gl.constexpr):
+        """[BLOCK_N, BLOCK_M] in wgmma's row order -> in memory's column order: the inverse of
+        `_rows_in_mma_order` (mma row (16 WARPS) j + 16 w + 8 h + g is column (8 w + g) 2R + 2j + h)."""
+        R: gl.constexpr = BLOCK_N // (16 * WARPS)
+        t = gl.reshape(t, [R, WARPS, 2, 8, BLOCK_M])  # [j, w, h, g, m]
+        t = gl.permute(t, [1, 3, 0, 2, 4])  # [w, g, j, h, m]
+        return gl.reshape(t, [BLOCK_N, BLOCK_M])
+
+    @gluon.jit
+    def _store_tile(acc, out_ptr, partial_ptr, m0, n0, M, N, BLOCK_N: gl.constexpr, BLOCK_M: gl.constexpr,
+                    WRITE_PARTIAL: gl.constexpr):  # fmt: skip
+        """The program's [BLOCK_N, BLOCK_M] result into y (as y's dtype) or, with split-K, into its
+        split's fp32 partials [SPLIT_K, M, N]; 8 adjacent columns of y per thread. Not straight
+        from the accumulator's layout, as w4a16_wgmma.py does: ptxas then serializes every wgmma
+        of the loop (warning C7514, masked stores of accumulator registers), the async ones too."""
+        layout: gl.constexpr = gl.BlockedLayout([8, 1], [8, 4], [1, gl.num_warps()], [0, 1])
+        acc = _rows_in_memory_order(acc, BLOCK_N, BLOCK_M, gl.num_warps())
+        offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, layout))
+        offs_m = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, layout))
+        mask = (offs_m[None, :] < M) & (offs_n[:, None] < N)
+        offs = offs_m[None, :].to(gl.int64) * N + offs_n[:, None]
+        if WRITE_PARTIAL:
+            ptrs = partial_ptr + gl.program_id(1).to(gl.int64) * M * N + offs
+            gl.store(ptrs, gl.convert_layout(acc, layout), mask=mask)
+        else:
+            gl.store(out_ptr + offs, gl.convert_layout(acc.to(out_ptr.dtype.element_ty), layout), mask=mask)
+
+    @gluon.jit
     def _int4_wgmma_tiled_kernel(
         x_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
         M, N, K, stride_xm, k_per_split, m_tiles, mask, magic, magic_value,
@@ -126,19 +189,18 @@ if HAVE_GLUON:
         partial). x_ptr is x in the kernel's K order (`prepare_x`). A K step is BLOCK_K columns, a
         group (GROUP) or part of one: the K permutation is within 32-column chunks.
 
-        Per step: wait for this step's words and x tile (cp.async, STAGES - 1 steps ahead), one
-        barrier (every thread's copies have landed, and every warp group is done with the
-        previous step's wgmma, whose slot the next fetch refills), unpack and dequantize the
-        words into A, one synchronous wgmma into the accumulator."""
+        Per step (`_operand`): wait for this step's x tile (and words: cp.async STAGES - 1
+        steps ahead, or registers a step ahead with WORDS_IN_REGS), refill a ring slot, unpack
+        and dequantize the words into A; then one wgmma into the accumulator. With ASYNC the
+        wgmma runs while the next step's A is made: the first step is peeled off the loop with
+        use_acc=False, because ptxas serializes every wgmma of a loop whose accumulator is set by
+        ordinary instructions on a path where a wgmma may be in flight (warning C7515)."""
         pid = gl.program_id(0)
         m0 = (pid % m_tiles) * BLOCK_M
         pid_n = pid // m_tiles
         dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
         offs_n = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, word_layout))
         offs_w = gl.arange(0, BLOCK_K // 8, layout=gl.SliceLayout(0, word_layout))
-        mma_rows = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
-        offs_on = pid_n * BLOCK_N + _memory_column(mma_rows, BLOCK_N, gl.num_warps())
-        offs_om = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
         a_rows = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, a_layout))
         offs_an = pid_n * BLOCK_N + _memory_column(a_rows, BLOCK_N, gl.num_warps())
         w_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_N, BLOCK_K // 8], w_smem_layout)
@@ -155,41 +217,30 @@ if HAVE_GLUON:
         # steps between a slot's read and its refill: with ASYNC, step i's wgmma is only known
         # done (for every warp group) after step i + 1's wait and step i + 2's barrier
         LAG: gl.constexpr = 2 if ASYNC else 1
-        a_prev = gl.zeros([BLOCK_N, BLOCK_K], dtype, a_layout)
         for stage in gl.static_range(STAGES - LAG):
             k_fetch = gl.minimum(k_start + stage * BLOCK_K, k_last)
             _fetch(w_smem, x_smem, stage, word_cols, k_fetch, N, n_in, x_rows, x_in, EVEN_N, WORDS_IN_REGS)
-        if WORDS_IN_REGS:
-            words = _load_words(word_cols, k_start, N, n_in, EVEN_N)
-        s, zc = _load_scales(
-            scale_cols, zero_cols, an_in, k_start // GROUP, N, magic_value, dtype, HAS_ZEROS, EVEN_N
-        )
+        words = _load_words(word_cols, k_start, N, n_in, EVEN_N)  # unused unless WORDS_IN_REGS
         stage = 0
-        for k0 in range(k_start, k_end, BLOCK_K):
-            k_next = gl.minimum(k0 + BLOCK_K, k_last)
-            next_s, next_zc = _load_scales(
-                scale_cols, zero_cols, an_in, k_next // GROUP, N, magic_value, dtype, HAS_ZEROS, EVEN_N
-            )
-            wait_group(STAGES - LAG - 1)  # this thread's copies of this step have landed
-            k_fetch = gl.minimum(k0 + (STAGES - LAG) * BLOCK_K, k_last)
-            _fetch(
-                w_smem, x_smem, (stage + STAGES - LAG) % STAGES, word_cols, k_fetch, N, n_in, x_rows, x_in,
-                EVEN_N, WORDS_IN_REGS,
+        k_first = k_start
+        if ASYNC:  # the first step, peeled: its wgmma defines the accumulator
+            a, words = _operand(
+                w_smem, x_smem, stage, words, word_cols, k_start, k_last, N, n_in, x_rows, x_in,
+                scale_cols, zero_cols, an_in, magic_value, mask, magic, LAG, STAGES, GROUP, BLOCK_N,
+                BLOCK_K, HAS_ZEROS, EVEN_N, IS_BF16, WORDS_IN_REGS, word_layout, a_layout,
             )  # fmt: skip
-            if WORDS_IN_REGS:
-                next_words = _load_words(word_cols, k_next, N, n_in, EVEN_N)
-            else:
-                words = w_smem.index(stage).load(word_layout)
-            a = gl.convert_layout(
-                _unpack_words(
-                    _rows_in_mma_order(words, BLOCK_N, BLOCK_K, gl.num_warps()), mask, magic, BLOCK_N,
-                    BLOCK_K, IS_BF16,
-                ),
-                a_layout,
-                assert_trivial=True,
+            acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc, use_acc=False, is_async=True)
+            acc = warpgroup_mma_wait(1, deps=[acc])  # returns at once: one wgmma is in flight
+            a_prev = a
+            stage = 1 % STAGES
+            k_first = k_start + BLOCK_K
+        for k0 in range(k_first, k_end, BLOCK_K):
+            a, words = _operand(
+                w_smem, x_smem, stage, words, word_cols, k0, k_last, N, n_in, x_rows, x_in,
+                scale_cols, zero_cols, an_in, magic_value, mask, magic, LAG, STAGES, GROUP, BLOCK_N,
+                BLOCK_K, HAS_ZEROS, EVEN_N, IS_BF16, WORDS_IN_REGS, word_layout, a_layout,
             )  # fmt: skip
-            a = _dequantize(a, zc[:, None], s[:, None], IS_BF16)
-            if ASYNC:  # this step's wgmma runs while the next step unpacks
+            if ASYNC:
                 acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc, is_async=True)
                 # the previous step's wgmma is done: its A registers (kept live until here) are free
                 acc, a_prev = warpgroup_mma_wait(1, deps=[acc, a_prev])
@@ -197,13 +248,10 @@ if HAVE_GLUON:
             else:
                 acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc)
             stage = (stage + 1) % STAGES
-            s, zc = next_s, next_zc
-            if WORDS_IN_REGS:
-                words = next_words
         if ASYNC:
             acc, a_prev = warpgroup_mma_wait(0, deps=[acc, a_prev])
         wait_group(0)  # no copy may land in shared memory after the program ends
-        _store_result(acc, out_ptr, partial_ptr, offs_om, offs_on, M, N, WRITE_PARTIAL)
+        _store_tile(acc, out_ptr, partial_ptr, m0, pid_n * BLOCK_N, M, N, BLOCK_N, BLOCK_M, WRITE_PARTIAL)
 
 
 def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: WgmmaConfig) -> torch.Tensor:
