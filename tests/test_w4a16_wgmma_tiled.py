@@ -131,6 +131,21 @@ hopper = pytest.mark.skipif(
             WgmmaConfig(block_n=128, block_m=64, num_warps=8, dequantize_a=True, words_in_registers=True),
         ),
         (64, 1024, 128, WgmmaConfig(block_n=64, block_m=64, stages=4, dequantize_a=True, async_mma=True)),
+        (
+            130,
+            1024,
+            256,
+            WgmmaConfig(
+                block_n=128,
+                block_m=128,
+                num_warps=8,
+                stages=4,
+                dequantize_a=True,
+                async_mma=True,
+                words_in_registers=True,
+            ),
+        ),
+        (96, 512, 264, WgmmaConfig(block_n=128, block_m=64, step_k=64, dequantize_a=True, async_mma=True)),
     ],
 )
 def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, config):
