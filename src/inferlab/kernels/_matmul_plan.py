@@ -108,15 +108,37 @@ GEMV_CONFIG = GEMV_CONFIGS["int4"]
 # registers, each group's product folded in fp32 (w4a16_wgmma.py; chosen on an H100 by
 # benchmarks/sweep_wgmma.py, 0007 runs 14-19; from 17 rows x is permuted and summed once per call,
 # `prepare_x`); from 33 rows W dequantized whole into A and M tiled (w4a16_wgmma_tiled.py; chosen
-# on an H200 by sweep_wgmma.py --tiled, 0007 runs 45-46). (largest M or None, config)
+# on an H200 by sweep_wgmma.py --tiled, 0007 runs 45-49). (largest M or None, config)
 WGMMA_MIN_M, WGMMA_MAX_M = 1, 64  # the fold kernels' rows (int4 and NF4)
 WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (1, WgmmaConfig(block_n=128, block_m=8, programs_per_sm=2, stages=2)),
     (16, WgmmaConfig(block_n=128, programs_per_sm=1, stages=2)),
     (32, WgmmaConfig(block_n=128, block_m=32, programs_per_sm=1, stages=2, prepare_x=True)),
-    (64, WgmmaConfig(block_n=64, block_m=64, programs_per_sm=1, stages=3, dequantize_a=True)),
+    (
+        64,
+        WgmmaConfig(
+            block_n=128,
+            block_m=64,
+            num_warps=8,
+            programs_per_sm=1,
+            stages=3,
+            dequantize_a=True,
+            words_in_registers=True,
+        ),
+    ),
     (128, WgmmaConfig(block_n=64, block_m=128, programs_per_sm=1, stages=3, dequantize_a=True)),
-    (None, WgmmaConfig(block_n=64, block_m=256, programs_per_sm=1, stages=3, step_k=64, dequantize_a=True)),
+    (
+        None,
+        WgmmaConfig(
+            block_n=64,
+            block_m=256,
+            programs_per_sm=1,
+            stages=3,
+            step_k=64,
+            dequantize_a=True,
+            words_in_registers=True,
+        ),
+    ),
 )
 
 

@@ -108,7 +108,6 @@ class WgmmaConfig:
     # tiled by block_m (32 to 256), x always prepared, K steps of step_k (None: the group)
     dequantize_a: bool = False
     step_k: int | None = None
-    async_mma: bool = False  # dequantize_a: the next step unpacks while this step's wgmma runs
     words_in_registers: bool = False  # dequantize_a: words loaded a step ahead, not by the ring
 
     def __post_init__(self) -> None:
@@ -123,7 +122,6 @@ class WgmmaConfig:
         prepared = " x-prepared" if self.prepare_x else ""
         prepared += f" {self.blocks_per_step} blocks/step" if self.blocks_per_step > 1 else ""
         prepared += f" dequantized-A m{self.block_m} k{self.step_k or 'G'}" if self.dequantize_a else ""
-        prepared += " async" if self.async_mma else ""
         prepared += " words-in-regs" if self.words_in_registers else ""
         tiles = f"wgmma n{self.block_n} w{self.num_warps} s{self.stages}"
         return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}"

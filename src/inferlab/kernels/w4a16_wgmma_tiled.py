@@ -45,13 +45,12 @@ from inferlab.kernels.w4a16_wgmma import (
 TILED_BLOCK_M = (32, 64, 128, 256)
 
 if HAVE_GLUON:
-    from triton.experimental.gluon.language.nvidia.hopper import warpgroup_mma_wait
-
     from inferlab.kernels.w4a16_wgmma import (
         _fetch_stage,
         _memory_column,
         _rows_in_mma_order,
         _split_range,
+        _store_result,
         _unpack_words,
         _x_tile,
         async_copy_global_to_shared,
@@ -111,23 +110,23 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _operand(w_smem, x_smem, stage, words, word_cols, k0, k_last, N, n_in, x_rows, x_in,
-                 scale_cols, zero_cols, an_in, magic_value, mask, magic, LAG: gl.constexpr,
-                 STAGES: gl.constexpr, GROUP: gl.constexpr, BLOCK_N: gl.constexpr,
-                 BLOCK_K: gl.constexpr, HAS_ZEROS: gl.constexpr, EVEN_N: gl.constexpr,
-                 IS_BF16: gl.constexpr, WORDS_IN_REGS: gl.constexpr, word_layout: gl.constexpr,
+                 scale_cols, zero_cols, an_in, magic_value, mask, magic, STAGES: gl.constexpr,
+                 GROUP: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
+                 HAS_ZEROS: gl.constexpr, EVEN_N: gl.constexpr, IS_BF16: gl.constexpr,
+                 WORDS_IN_REGS: gl.constexpr, word_layout: gl.constexpr,
                  a_layout: gl.constexpr):  # fmt: skip
         """Step k0's A operand (the words unpacked and dequantized) and the next step's words if
         they travel in registers. On the way: wait for this step's copies (Triton adds the
         barrier after the wait, so every thread's have landed and every warp group is done with
-        the wgmma LAG steps back), refill that wgmma's ring slot STAGES - LAG steps ahead."""
+        the previous step's wgmma), refill that wgmma's ring slot STAGES - 1 steps ahead."""
         dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
         k_next = gl.minimum(k0 + BLOCK_K, k_last)
         group = k0 // GROUP
         s, zc = _load_scales(scale_cols, zero_cols, an_in, group, N, magic_value, dtype, HAS_ZEROS, EVEN_N)
-        wait_group(STAGES - LAG - 1)
-        k_fetch = gl.minimum(k0 + (STAGES - LAG) * BLOCK_K, k_last)
+        wait_group(STAGES - 2)
+        k_fetch = gl.minimum(k0 + (STAGES - 1) * BLOCK_K, k_last)
         _fetch(
-            w_smem, x_smem, (stage + STAGES - LAG) % STAGES, word_cols, k_fetch, N, n_in, x_rows, x_in,
+            w_smem, x_smem, (stage + STAGES - 1) % STAGES, word_cols, k_fetch, N, n_in, x_rows, x_in,
             EVEN_N, WORDS_IN_REGS,
         )  # fmt: skip
         if WORDS_IN_REGS:
@@ -146,39 +145,11 @@ if HAVE_GLUON:
         return _dequantize(a, zc[:, None], s[:, None], IS_BF16), next_words
 
     @gluon.jit
-    def _rows_in_memory_order(t, BLOCK_N: gl.constexpr, BLOCK_M: gl.constexpr, WARPS: gl.constexpr):
-        """[BLOCK_N, BLOCK_M] in wgmma's row order -> in memory's column order: the inverse of
-        `_rows_in_mma_order` (mma row (16 WARPS) j + 16 w + 8 h + g is column (8 w + g) 2R + 2j + h)."""
-        R: gl.constexpr = BLOCK_N // (16 * WARPS)
-        t = gl.reshape(t, [R, WARPS, 2, 8, BLOCK_M])  # [j, w, h, g, m]
-        t = gl.permute(t, [1, 3, 0, 2, 4])  # [w, g, j, h, m]
-        return gl.reshape(t, [BLOCK_N, BLOCK_M])
-
-    @gluon.jit
-    def _store_tile(acc, out_ptr, partial_ptr, m0, n0, M, N, BLOCK_N: gl.constexpr, BLOCK_M: gl.constexpr,
-                    WRITE_PARTIAL: gl.constexpr):  # fmt: skip
-        """The program's [BLOCK_N, BLOCK_M] result into y (as y's dtype) or, with split-K, into its
-        split's fp32 partials [SPLIT_K, M, N]; 8 adjacent columns of y per thread. Not straight
-        from the accumulator's layout, as w4a16_wgmma.py does: ptxas then serializes every wgmma
-        of the loop (warning C7514, masked stores of accumulator registers), the async ones too."""
-        layout: gl.constexpr = gl.BlockedLayout([8, 1], [8, 4], [1, gl.num_warps()], [0, 1])
-        acc = _rows_in_memory_order(acc, BLOCK_N, BLOCK_M, gl.num_warps())
-        offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, layout))
-        offs_m = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, layout))
-        mask = (offs_m[None, :] < M) & (offs_n[:, None] < N)
-        offs = offs_m[None, :].to(gl.int64) * N + offs_n[:, None]
-        if WRITE_PARTIAL:
-            ptrs = partial_ptr + gl.program_id(1).to(gl.int64) * M * N + offs
-            gl.store(ptrs, gl.convert_layout(acc, layout), mask=mask)
-        else:
-            gl.store(out_ptr + offs, gl.convert_layout(acc.to(out_ptr.dtype.element_ty), layout), mask=mask)
-
-    @gluon.jit
     def _int4_wgmma_tiled_kernel(
         x_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
         M, N, K, stride_xm, k_per_split, m_tiles, mask, magic, magic_value,
         HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, EVEN_N: gl.constexpr,
-        IS_BF16: gl.constexpr, STAGES: gl.constexpr, GROUP: gl.constexpr, ASYNC: gl.constexpr,
+        IS_BF16: gl.constexpr, STAGES: gl.constexpr, GROUP: gl.constexpr,
         WORDS_IN_REGS: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr,
         word_layout: gl.constexpr, x_layout: gl.constexpr,
@@ -191,10 +162,9 @@ if HAVE_GLUON:
 
         Per step (`_operand`): wait for this step's x tile (and words: cp.async STAGES - 1
         steps ahead, or registers a step ahead with WORDS_IN_REGS), refill a ring slot, unpack
-        and dequantize the words into A; then one wgmma into the accumulator. With ASYNC the
-        wgmma runs while the next step's A is made: the first step is peeled off the loop with
-        use_acc=False, because ptxas serializes every wgmma of a loop whose accumulator is set by
-        ordinary instructions on a path where a wgmma may be in flight (warning C7515)."""
+        and dequantize the words into A; then one synchronous wgmma into the accumulator (an
+        asynchronous one, overlapping the next step's unpacking, was tried and left out: 0007
+        runs 46-49)."""
         pid = gl.program_id(0)
         m0 = (pid % m_tiles) * BLOCK_M
         pid_n = pid // m_tiles
@@ -214,44 +184,24 @@ if HAVE_GLUON:
         word_cols = qweight_ptr + offs_n[:, None] + offs_w[None, :].to(gl.int64) * N
         scale_cols = scales_ptr + offs_an
         zero_cols = zeros_ptr + offs_an
-        # steps between a slot's read and its refill: with ASYNC, step i's wgmma is only known
-        # done (for every warp group) after step i + 1's wait and step i + 2's barrier
-        LAG: gl.constexpr = 2 if ASYNC else 1
-        for stage in gl.static_range(STAGES - LAG):
+        for stage in gl.static_range(STAGES - 1):
             k_fetch = gl.minimum(k_start + stage * BLOCK_K, k_last)
             _fetch(w_smem, x_smem, stage, word_cols, k_fetch, N, n_in, x_rows, x_in, EVEN_N, WORDS_IN_REGS)
         words = _load_words(word_cols, k_start, N, n_in, EVEN_N)  # unused unless WORDS_IN_REGS
         stage = 0
-        k_first = k_start
-        if ASYNC:  # the first step, peeled: its wgmma defines the accumulator
-            a, words = _operand(
-                w_smem, x_smem, stage, words, word_cols, k_start, k_last, N, n_in, x_rows, x_in,
-                scale_cols, zero_cols, an_in, magic_value, mask, magic, LAG, STAGES, GROUP, BLOCK_N,
-                BLOCK_K, HAS_ZEROS, EVEN_N, IS_BF16, WORDS_IN_REGS, word_layout, a_layout,
-            )  # fmt: skip
-            acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc, use_acc=False, is_async=True)
-            acc = warpgroup_mma_wait(1, deps=[acc])  # returns at once: one wgmma is in flight
-            a_prev = a
-            stage = 1 % STAGES
-            k_first = k_start + BLOCK_K
-        for k0 in range(k_first, k_end, BLOCK_K):
+        for k0 in range(k_start, k_end, BLOCK_K):
             a, words = _operand(
                 w_smem, x_smem, stage, words, word_cols, k0, k_last, N, n_in, x_rows, x_in,
-                scale_cols, zero_cols, an_in, magic_value, mask, magic, LAG, STAGES, GROUP, BLOCK_N,
+                scale_cols, zero_cols, an_in, magic_value, mask, magic, STAGES, GROUP, BLOCK_N,
                 BLOCK_K, HAS_ZEROS, EVEN_N, IS_BF16, WORDS_IN_REGS, word_layout, a_layout,
             )  # fmt: skip
-            if ASYNC:
-                acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc, is_async=True)
-                # the previous step's wgmma is done: its A registers (kept live until here) are free
-                acc, a_prev = warpgroup_mma_wait(1, deps=[acc, a_prev])
-                a_prev = a
-            else:
-                acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc)
+            acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc)
             stage = (stage + 1) % STAGES
-        if ASYNC:
-            acc, a_prev = warpgroup_mma_wait(0, deps=[acc, a_prev])
         wait_group(0)  # no copy may land in shared memory after the program ends
-        _store_tile(acc, out_ptr, partial_ptr, m0, pid_n * BLOCK_N, M, N, BLOCK_N, BLOCK_M, WRITE_PARTIAL)
+        mma_rows = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
+        offs_on = pid_n * BLOCK_N + _memory_column(mma_rows, BLOCK_N, gl.num_warps())
+        offs_om = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
+        _store_result(acc, out_ptr, partial_ptr, offs_om, offs_on, M, N, WRITE_PARTIAL)
 
 
 def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: WgmmaConfig) -> torch.Tensor:
@@ -270,10 +220,8 @@ def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config:
     if config.step_k not in (None, *SUPPORTED_GROUP_SIZES):
         raise ValueError(f"step_k must be None (the group size), 32, 64 or 128, not {config.step_k}")
     step_k = min(config.step_k or G, G)  # a step never spans two groups
-    if config.stages < 2 + config.async_mma:
-        raise ValueError(
-            f"stages must be at least {2 + config.async_mma} (slots read, one filling), not {config.stages}"
-        )
+    if config.stages < 2:
+        raise ValueError(f"stages must be at least 2 (one slot read, one filling), not {config.stages}")
     layouts = kernel_layouts(config.block_n, step_k, config.block_m, config.num_warps)
     m_tiles = triton.cdiv(M, config.block_m)
     num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // step_k, out, m_tiles)
@@ -284,7 +232,7 @@ def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config:
         x, out, partial, qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros,
         M, N, K, x.stride(0), steps_per_split * step_k, m_tiles, PAIR_MASK, magic_bits, magic_value,
         HAS_ZEROS=zeros is not None, WRITE_PARTIAL=split > 1, EVEN_N=N % config.block_n == 0,
-        IS_BF16=x.dtype == torch.bfloat16, STAGES=config.stages, GROUP=G, ASYNC=config.async_mma,
+        IS_BF16=x.dtype == torch.bfloat16, STAGES=config.stages, GROUP=G,
         WORDS_IN_REGS=config.words_in_registers,
         BLOCK_N=config.block_n, BLOCK_K=step_k, BLOCK_M=config.block_m, **layouts,
         num_warps=config.num_warps,
