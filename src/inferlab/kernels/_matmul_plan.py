@@ -110,35 +110,14 @@ GEMV_CONFIG = GEMV_CONFIGS["int4"]
 # `prepare_x`); from 33 rows W dequantized whole into A and M tiled (w4a16_wgmma_tiled.py; chosen
 # on an H200 by sweep_wgmma.py --tiled, 0007 runs 45-49). (largest M or None, config)
 WGMMA_MIN_M, WGMMA_MAX_M = 1, 64  # the fold kernels' rows (int4 and NF4)
+_TILED = dict(programs_per_sm=1, stages=3, dequantize_a=True)  # w4a16_wgmma_tiled.py
 WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (1, WgmmaConfig(block_n=128, block_m=8, programs_per_sm=2, stages=2)),
     (16, WgmmaConfig(block_n=128, programs_per_sm=1, stages=2)),
     (32, WgmmaConfig(block_n=128, block_m=32, programs_per_sm=1, stages=2, prepare_x=True)),
-    (
-        64,
-        WgmmaConfig(
-            block_n=128,
-            block_m=64,
-            num_warps=8,
-            programs_per_sm=1,
-            stages=3,
-            dequantize_a=True,
-            words_in_registers=True,
-        ),
-    ),
-    (128, WgmmaConfig(block_n=64, block_m=128, programs_per_sm=1, stages=3, dequantize_a=True)),
-    (
-        None,
-        WgmmaConfig(
-            block_n=64,
-            block_m=256,
-            programs_per_sm=1,
-            stages=3,
-            step_k=64,
-            dequantize_a=True,
-            words_in_registers=True,
-        ),
-    ),
+    (64, WgmmaConfig(block_n=128, block_m=64, num_warps=8, words_in_registers=True, **_TILED)),
+    (128, WgmmaConfig(block_n=64, block_m=128, **_TILED)),
+    (None, WgmmaConfig(block_n=64, block_m=256, step_k=64, words_in_registers=True, **_TILED)),
 )
 
 
