@@ -20,12 +20,15 @@ That is the reference (`*_ref`); path 1 below skips W's rounding and path 4 lets
    packed + 0.9 scales + 0.5 zeros), so ~3.8x over cuBLAS bf16 is the ceiling; what limits a
    kernel first is the ALU work per weight, so this path spends ~2.5 operations on each and
    never rounds W (zero point and scale come off once per 8 weights).
-1b. "wgmma" (int4 and NF4, M = 1 to 64, sm_90 only): w4a16_wgmma.py, written in Gluon so that
-   the unpacked nibbles land in the registers wgmma reads its A operand from (K read in a
-   permuted order, the same for x); zero point and scale folded once per group into the fp32
-   result, so W is never rounded. On an H100 it leads every other path here from M = 1 to 64
-   (0007, runs 14-23). nf4_wgmma.py does the same for bitsandbytes' NF4, the 16 code values
-   looked up in registers by `prmt` (the code rounded to 16 bits, the absmax kept in fp32).
+1b. "wgmma" (sm_90 only; int4 at every M, NF4 from 1 to 64 rows): w4a16_wgmma.py, written in
+   Gluon so that the unpacked nibbles land in the registers wgmma reads its A operand from (K
+   read in a permuted order, the same for x); up to 32 rows zero point and scale are folded
+   once per group into the fp32 result, so W is never rounded (0007, runs 14-23). From 33
+   rows that fold costs more than finishing the dequantization in the A registers, which
+   w4a16_wgmma_tiled.py does (W rounded as the reference rounds it, M tiled; runs 45-50: on an
+   H200 level with cuBLAS at 64 rows on the large layers, 0.70-0.74x at 128, twice the tl
+   kernels' speed). nf4_wgmma.py does the fold for bitsandbytes' NF4, the 16 code values looked
+   up in registers by `prmt` (the code rounded to 16 bits, the absmax kept in fp32).
 2. "gemv" (M <= 16): one BLOCK_M = 16 tensor-core tile holds every row of x; a program owns
    BLOCK_N outputs and one split of K (`split_k_for`: few output tiles would leave SMs idle).
 3. "tiled" (M > 16): BLOCK_M x BLOCK_N x BLOCK_K tiles by M (TILED_CONFIGS), GROUP_M ordering so
@@ -49,6 +52,7 @@ way, and cuBLAS sums.
 - w4a16_kernels.py: the tensor-core kernel of each format, and how each dequantizes in registers;
 - w4a16_gemv.py: the CUDA-core GEMV for one row of x (int4, int8; NF4's, slower, as an option);
 - w4a16_wgmma.py, nf4_wgmma.py: int4 and NF4 on sm_90's wgmma from 1 to 64 rows (Gluon);
+- w4a16_wgmma_tiled.py: int4 on sm_90's wgmma from 33 rows, W dequantized into the A registers;
 - w4a16_dequant.py: the dequantize-then-cuBLAS path for large M (int4, NF4);
 - _matmul_plan.py: `MatmulConfig`, the config tables, the path, split-K and `_launch`;
 - _matmul_tiles.py: the tile pieces all of them share (program order, x loads, tl.dot, stores);
@@ -419,9 +423,9 @@ W4A16_SPEC = KernelSpec(
     baselines=("cublas-bf16", "torch-int4pack", "inferlab-materialize"),
     error_scales_with_rms=_GEMV_ROUNDING.replace(
         "(w4a16_gemv.py) scales",
-        "(w4a16_gemv.py), and from 2 to 64 rows on sm_90 the wgmma kernel (w4a16_wgmma.py), scale",
+        "(w4a16_gemv.py), and from 1 to 32 rows on sm_90 the wgmma kernel (w4a16_wgmma.py), scale",
     ),
-    summary="x @ W.T, W int4 group-wise (g128, zero points) dequantized in registers: split-K GEMV or tiled",
+    summary="x @ W.T, W int4 group-wise (g128, zero points) dequantized in registers: GEMV, wgmma or tiled",
     **_COMMON,
 )
 NF4_MATMUL_SPEC = KernelSpec(

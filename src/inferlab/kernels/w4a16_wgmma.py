@@ -37,7 +37,9 @@ sides agree, so x's tile is permuted the same way (in registers, on its way to s
 and the layout of qweight stays the one every other kernel reads (quant_formats.py).
 
 The same program handles M = 1 to 64 rows of x (wgmma's N = BLOCK_M: 8, 16, 32 or 64, padded
-rows read as zero): the weight is read once per BLOCK_M rows, as on every other path.
+rows read as zero): the weight is read once per BLOCK_M rows, as on every other path. w4a16_matmul
+uses it up to 32 rows: from 33 the per-group fold costs more than finishing the dequantization
+in the A registers, which w4a16_wgmma_tiled.py does.
 
 Memory side. A thread copies 2R adjacent columns of qweight at once (8 or 16 bytes; R = row
 blocks per warp) by cp.async into a ring of `stages` shared-memory slots, and reads back exactly

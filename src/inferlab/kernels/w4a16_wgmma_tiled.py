@@ -1,11 +1,11 @@
 """int4 weight-only matmul on wgmma for prefill-sized M: the weight dequantized whole in registers.
 
 w4a16_wgmma.py (read it first) multiplies the raw 128 + q values and folds each group's zero
-point and scale into the fp32 product afterwards. That fold is the right trade for decode: the
-weight is touched once per output value. As M grows it stops being one: the fold costs two
-fp32 operations per output value per group (BLOCK_N x BLOCK_M of them, every K step), while
-dequantizing the weight costs one operation per weight whatever M is. It also needs a second
-accumulator for each step's product, which at BLOCK_M = 128 is 64 more registers per thread.
+point and scale into the fp32 product afterwards. For a few rows of x that fold is cheap and W is
+never rounded. As M grows it stops paying: per K step (one group of G = 128) a program unpacks
+BLOCK_N x G weights, about one operation each, but folds 2 x BLOCK_N x BLOCK_M products, so
+from BLOCK_M = 64 the fold is the larger part; it also waits for each step's wgmma, and needs a
+second accumulator for the step's product (64 more registers per thread at BLOCK_M = 128).
 
 So this kernel finishes the dequantization in the A registers: from the same 128 + q pairs
 (`_unpack_words`, K in the same permuted order), one `sub` and one `mul` per register pair,
@@ -19,9 +19,19 @@ wgmma then accumulates straight into one fp32 accumulator across all of K.
 The x rows are tiled by BLOCK_M (32 to 256: wgmma's N) with the program's M tile the fastest
 grid index, so the programs that share a weight tile run together and read it from DRAM once.
 x is permuted to the kernel's K order once per call (`prepare_x`) and its tiles ride the words'
-cp.async ring. With two warp groups (8 warps) both share each x tile: the x tile is the bulk of
-the bytes per step, and every program re-reads all of x, so the fewer programs along N the
-less L2 traffic.
+cp.async ring (or, with `words_in_registers`, the ring carries x alone and each thread loads its
+words a step ahead). Two warp groups (8 warps) share each x tile.
+
+Measured on an H200 (experiment 0007, runs 45-50; bf16, Llama-3-8B's large layers): level with
+cuBLAS bf16 at M = 64 (1.00-1.04x), 0.70-0.74x at 128 and 0.53-0.56x at 256, about twice the
+tl kernels it replaced from M = 128. Nsight Compute at M = 128 (run 47): the tensor pipe busy
+42% of the time, L2 31%, the schedulers idle 77%: each program unpacks, then waits for its own
+wgmma, then for the ring, one step after another. The way out, an asynchronous wgmma that
+multiplies step i while step i + 1 unpacks, is not expressible safely here: Gluon (Triton 3.6,
+3.7) keeps the A operand's values live across the wait, but wgmma reads registers re-packed from
+them, which ptxas may reuse while it is in flight (wrong results at K = 4096, run 49). With A in
+shared memory instead (as cuBLAS-class kernels do), the overlap needs a warp-specialized
+producer; not built yet.
 
 Hopper only (sm_90), like w4a16_wgmma.py; tests/test_w4a16_wgmma_tiled.py compiles it on the
 CPU and checks it against the reference on a GPU.
