@@ -26,15 +26,18 @@ from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matm
 
 def tiled_candidates(m: int) -> list[WgmmaConfig]:
     """int4 with W dequantized into A (w4a16_wgmma_tiled.py): weight rows and warp groups, x rows
-    per program, stages, words through the ring or in registers. 256-row x tiles take 64-column
+    per program, stages, words through the ring or in registers, the wgmma synchronous (A in
+    registers) or overlapping the next step (A via shared memory). 256-row x tiles take 64-column
     steps (registers)."""
     block_ms = [bm for bm in (32, 64, 128, 256) if bm // 2 < m <= 8 * bm]
-    shapes = [(64, 4, st, regs) for st in (3, 4) for regs in (False, True)]
-    shapes += [(128, 8, st, True) for st in (3, 4)]
+    flags = [(regs, asyn) for regs in (False, True) for asyn in (False, True)]
+    shapes = [(64, 4, st, regs, asyn) for st in (3, 4) for regs, asyn in flags]
+    shapes += [(128, 8, st, True, asyn) for st in (3, 4) for asyn in (False, True)]
     return [
         WgmmaConfig(block_n=bn, block_m=bm, num_warps=w, programs_per_sm=1, stages=st,
-                    step_k=64 if bm == 256 else 128, dequantize_a=True, words_in_registers=regs)
-        for bn, w, st, regs in shapes for bm in block_ms
+                    step_k=64 if bm == 256 else 128, dequantize_a=True, words_in_registers=regs,
+                    async_mma=asyn)
+        for bn, w, st, regs, asyn in shapes for bm in block_ms
         if not (bm == 256 and bn == 128) and not (bm == 256 and st == 4)
     ]  # fmt: skip
 
