@@ -29,10 +29,10 @@ def tiled_candidates(m: int) -> list[WgmmaConfig]:
     per program, stages, words through the ring or in registers, the wgmma synchronous (A in
     registers) or overlapping the next step (A via shared memory). 256-row x tiles take 64-column
     steps (registers)."""
-    block_ms = [bm for bm in (32, 64, 128, 256) if bm // 2 < m <= 8 * bm]
-    flags = [(regs, asyn) for regs in (False, True) for asyn in (False, True)]
-    shapes = [(64, 4, st, regs, asyn) for st in (3, 4) for regs, asyn in flags]
-    shapes += [(128, 8, st, True, asyn) for st in (3, 4) for asyn in (False, True)]
+    block_ms = [bm for bm in (32, 64, 128, 256) if bm // 2 < m <= 2 * bm]
+    shapes = [(64, 4, 3, regs, asyn) for regs in (False, True) for asyn in (False, True)]
+    shapes += [(64, 4, 4, regs, True) for regs in (False, True)]  # async: a slot more in flight
+    shapes += [(128, 8, 3, True, False), (128, 8, 3, True, True), (128, 8, 4, True, True)]
     return [
         WgmmaConfig(block_n=bn, block_m=bm, num_warps=w, programs_per_sm=1, stages=st,
                     step_k=64 if bm == 256 else 128, dequantize_a=True, words_in_registers=regs,
