@@ -29,7 +29,7 @@ def tiled_candidates(m: int) -> list[WgmmaConfig]:
     per program, stages, words through the ring or in registers, the wgmma synchronous (A in
     registers) or overlapping the next step (A via shared memory). 256-row x tiles take 64-column
     steps (registers)."""
-    block_ms = [bm for bm in (32, 64, 128, 256) if bm // 2 < m <= 2 * bm]
+    block_ms = [bm for bm in (32, 64, 128, 256) if bm // 2 < m and (m <= 2 * bm or bm == 256)]
     shapes = [(64, 4, 3, regs, asyn) for regs in (False, True) for asyn in (False, True)]
     shapes += [(64, 4, 4, regs, True) for regs in (False, True)]  # async: a slot more in flight
     shapes += [(128, 8, 3, True, False), (128, 8, 3, True, True), (128, 8, 4, True, True)]
