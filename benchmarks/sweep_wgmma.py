@@ -26,18 +26,15 @@ from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matm
 
 def tiled_candidates(m: int) -> list[WgmmaConfig]:
     """int4 with W dequantized into A (w4a16_wgmma_tiled.py): weight rows and warp groups, x rows
-    per program, stages, words through the ring or in registers, the wgmma synchronous (A in
-    registers) or overlapping the next step (A via shared memory). 256-row x tiles take 64-column
+    per program, stages, words through the ring or in registers. 256-row x tiles take 64-column
     steps (registers)."""
     block_ms = [bm for bm in (32, 64, 128, 256) if bm // 2 < m and (m <= 2 * bm or bm == 256)]
-    shapes = [(64, 4, 3, regs, asyn) for regs in (False, True) for asyn in (False, True)]
-    shapes += [(64, 4, 4, regs, True) for regs in (False, True)]  # async: a slot more in flight
-    shapes += [(128, 8, 3, True, False), (128, 8, 3, True, True), (128, 8, 4, True, True)]
+    shapes = [(64, 4, st, regs) for st in (3, 4) for regs in (False, True)]
+    shapes += [(128, 8, st, True) for st in (3, 4)]
     return [
         WgmmaConfig(block_n=bn, block_m=bm, num_warps=w, programs_per_sm=1, stages=st,
-                    step_k=64 if bm == 256 else 128, dequantize_a=True, words_in_registers=regs,
-                    async_mma=asyn)
-        for bn, w, st, regs, asyn in shapes for bm in block_ms
+                    step_k=64 if bm == 256 else 128, dequantize_a=True, words_in_registers=regs)
+        for bn, w, st, regs in shapes for bm in block_ms
         if not (bm == 256 and bn == 128) and not (bm == 256 and st == 4)
     ]  # fmt: skip
 

@@ -111,7 +111,6 @@ class WgmmaConfig:
     dequantize_a: bool = False
     step_k: int | None = None
     words_in_registers: bool = False  # dequantize_a: words loaded a step ahead, not by the ring
-    async_mma: bool = False  # dequantize_a: A via shared memory, the wgmma overlapping the next step
 
     def __post_init__(self) -> None:
         if self.prepare_x and self.num_warps != 4 and not self.dequantize_a:
@@ -126,7 +125,6 @@ class WgmmaConfig:
         prepared += f" {self.blocks_per_step} blocks/step" if self.blocks_per_step > 1 else ""
         prepared += f" dequantized-A m{self.block_m} k{self.step_k or 'G'}" if self.dequantize_a else ""
         prepared += " words-in-regs" if self.words_in_registers else ""
-        prepared += " async" if self.async_mma else ""
         tiles = f"wgmma n{self.block_n} w{self.num_warps} s{self.stages}"
         return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}"
 

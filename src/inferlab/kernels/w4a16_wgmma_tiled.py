@@ -29,17 +29,20 @@ tl kernels it replaced from M = 128. Nsight Compute at M = 128 (run 47): the ten
 wgmma, then for the ring, one step after another. The way out, an asynchronous wgmma that
 multiplies step i while step i + 1 unpacks, is not expressible safely here: Gluon (Triton 3.6,
 3.7) keeps the A operand's values live across the wait, but wgmma reads registers re-packed from
-them, which ptxas may reuse while it is in flight (wrong results at K = 4096, run 49). With A in
-shared memory instead (as cuBLAS-class kernels do), the overlap needs a warp-specialized
-producer; not built yet.
+them, which ptxas may reuse while it is in flight (wrong results at K = 4096, run 49). With A
+through shared memory (two buffers) it was right but slower: 58.8 against 44.0 µs at M = 128,
+84.8 against 69.9 at 256 (run 51; the store and wgmma's read of A add 32 KB of shared-memory
+traffic to each step's 68). Two pitfalls on the way, for whoever tries again: ptxas waits for
+every wgmma of the function (warning C7514) when the result is stored, masked, straight from
+the accumulator's layout, and (C7515) when the accumulator is set by ordinary instructions on a
+path where a wgmma may be in flight: peel the first step with use_acc=False. What remains is a
+warp-specialized producer that unpacks while the consumer multiplies; not built yet.
 
 Hopper only (sm_90), like w4a16_wgmma.py; tests/test_w4a16_wgmma_tiled.py compiles it on the
 CPU and checks it against the reference on a GPU.
 """
 
 from __future__ import annotations
-
-import functools
 
 import torch
 
@@ -57,18 +60,16 @@ from inferlab.kernels.w4a16_wgmma import (
 TILED_BLOCK_M = (32, 64, 128, 256)
 
 if HAVE_GLUON:
-    from triton.experimental.gluon.language.nvidia.hopper import warpgroup_mma_wait
-
     from inferlab.kernels.w4a16_wgmma import (
         _fetch_stage,
         _memory_column,
         _rows_in_mma_order,
         _split_range,
+        _store_result,
         _unpack_words,
         _x_tile,
         async_copy_global_to_shared,
         commit_group,
-        fence_async_shared,
         gl,
         gluon,
         wait_group,
@@ -124,23 +125,23 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _operand(w_smem, x_smem, stage, words, word_cols, k0, k_last, N, n_in, x_rows, x_in,
-                 scale_cols, zero_cols, an_in, magic_value, mask, magic, LAG: gl.constexpr,
-                 STAGES: gl.constexpr, GROUP: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
+                 scale_cols, zero_cols, an_in, magic_value, mask, magic, STAGES: gl.constexpr,
+                 GROUP: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr,
                  HAS_ZEROS: gl.constexpr, EVEN_N: gl.constexpr, IS_BF16: gl.constexpr,
                  WORDS_IN_REGS: gl.constexpr, word_layout: gl.constexpr,
                  a_layout: gl.constexpr):  # fmt: skip
         """Step k0's A operand (the words unpacked and dequantized) and the next step's words if
         they travel in registers. On the way: wait for this step's copies (Triton adds the
         barrier after the wait, so every thread's have landed and every warp group is done with
-        the wgmma LAG steps back), refill that wgmma's ring slot STAGES - LAG steps ahead."""
+        the previous step's wgmma), refill that wgmma's ring slot STAGES - 1 steps ahead."""
         dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
         k_next = gl.minimum(k0 + BLOCK_K, k_last)
         group = k0 // GROUP
         s, zc = _load_scales(scale_cols, zero_cols, an_in, group, N, magic_value, dtype, HAS_ZEROS, EVEN_N)
-        wait_group(STAGES - LAG - 1)
-        k_fetch = gl.minimum(k0 + (STAGES - LAG) * BLOCK_K, k_last)
+        wait_group(STAGES - 2)
+        k_fetch = gl.minimum(k0 + (STAGES - 1) * BLOCK_K, k_last)
         _fetch(
-            w_smem, x_smem, (stage + STAGES - LAG) % STAGES, word_cols, k_fetch, N, n_in, x_rows, x_in,
+            w_smem, x_smem, (stage + STAGES - 1) % STAGES, word_cols, k_fetch, N, n_in, x_rows, x_in,
             EVEN_N, WORDS_IN_REGS,
         )  # fmt: skip
         if WORDS_IN_REGS:
@@ -159,44 +160,16 @@ if HAVE_GLUON:
         return _dequantize(a, zc[:, None], s[:, None], IS_BF16), next_words
 
     @gluon.jit
-    def _rows_in_memory_order(t, BLOCK_N: gl.constexpr, BLOCK_M: gl.constexpr, WARPS: gl.constexpr):
-        """[BLOCK_N, BLOCK_M] in wgmma's row order -> in memory's column order: the inverse of
-        `_rows_in_mma_order` (mma row (16 WARPS) j + 16 w + 8 h + g is column (8 w + g) 2R + 2j + h)."""
-        R: gl.constexpr = BLOCK_N // (16 * WARPS)
-        t = gl.reshape(t, [R, WARPS, 2, 8, BLOCK_M])  # [j, w, h, g, m]
-        t = gl.permute(t, [1, 3, 0, 2, 4])  # [w, g, j, h, m]
-        return gl.reshape(t, [BLOCK_N, BLOCK_M])
-
-    @gluon.jit
-    def _store_tile(acc, out_ptr, partial_ptr, m0, n0, M, N, BLOCK_N: gl.constexpr, BLOCK_M: gl.constexpr,
-                    WRITE_PARTIAL: gl.constexpr):  # fmt: skip
-        """The program's [BLOCK_N, BLOCK_M] result into y (as y's dtype) or, with split-K, into its
-        split's fp32 partials [SPLIT_K, M, N]; 8 adjacent columns of y per thread. Not straight
-        from the accumulator's layout, as w4a16_wgmma.py does: ptxas then serializes every wgmma
-        of the loop (warning C7514, masked stores of accumulator registers), the async ones too."""
-        layout: gl.constexpr = gl.BlockedLayout([8, 1], [8, 4], [1, gl.num_warps()], [0, 1])
-        acc = _rows_in_memory_order(acc, BLOCK_N, BLOCK_M, gl.num_warps())
-        offs_n = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, layout))
-        offs_m = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, layout))
-        mask = (offs_m[None, :] < M) & (offs_n[:, None] < N)
-        offs = offs_m[None, :].to(gl.int64) * N + offs_n[:, None]
-        if WRITE_PARTIAL:
-            ptrs = partial_ptr + gl.program_id(1).to(gl.int64) * M * N + offs
-            gl.store(ptrs, gl.convert_layout(acc, layout), mask=mask)
-        else:
-            gl.store(out_ptr + offs, gl.convert_layout(acc.to(out_ptr.dtype.element_ty), layout), mask=mask)
-
-    @gluon.jit
     def _int4_wgmma_tiled_kernel(
         x_ptr, out_ptr, partial_ptr, qweight_ptr, scales_ptr, zeros_ptr,
         M, N, K, stride_xm, k_per_split, m_tiles, mask, magic, magic_value,
         HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, EVEN_N: gl.constexpr,
         IS_BF16: gl.constexpr, STAGES: gl.constexpr, GROUP: gl.constexpr,
-        WORDS_IN_REGS: gl.constexpr, ASYNC: gl.constexpr,
+        WORDS_IN_REGS: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCK_M: gl.constexpr,
         word_layout: gl.constexpr, x_layout: gl.constexpr,
         mma_layout: gl.constexpr, a_layout: gl.constexpr, x_smem_layout: gl.constexpr,
-        w_smem_layout: gl.constexpr, a_smem_layout: gl.constexpr,
+        w_smem_layout: gl.constexpr,
     ):  # fmt: skip
         """Program (m tile + m_tiles x n tile, split): y[m tile, n tile] (or its split's fp32
         partial). x_ptr is x in the kernel's K order (`prepare_x`). A K step is BLOCK_K columns, a
@@ -226,62 +199,24 @@ if HAVE_GLUON:
         word_cols = qweight_ptr + offs_n[:, None] + offs_w[None, :].to(gl.int64) * N
         scale_cols = scales_ptr + offs_an
         zero_cols = zeros_ptr + offs_an
-        # steps between a ring slot's read and its refill: with ASYNC, step i's wgmma is known
-        # done (for every warp group) only after step i + 1's wait and step i + 2's barrier
-        LAG: gl.constexpr = 2 if ASYNC else 1
-        for stage in gl.static_range(STAGES - LAG):
+        for stage in gl.static_range(STAGES - 1):
             k_fetch = gl.minimum(k_start + stage * BLOCK_K, k_last)
             _fetch(w_smem, x_smem, stage, word_cols, k_fetch, N, n_in, x_rows, x_in, EVEN_N, WORDS_IN_REGS)
         words = _load_words(word_cols, k_start, N, n_in, EVEN_N)  # unused unless WORDS_IN_REGS
         stage = 0
-        if ASYNC:
-            # A goes through shared memory (two buffers): a wgmma in flight reads it there, so
-            # nothing in registers must outlive the instruction. The first step is peeled: its
-            # wgmma (use_acc=False) defines the accumulator, else ptxas serializes every wgmma.
-            a_smem = gl.allocate_shared_memory(dtype, [2, BLOCK_N, BLOCK_K], a_smem_layout)
+        for k0 in range(k_start, k_end, BLOCK_K):
             a, words = _operand(
-                w_smem, x_smem, stage, words, word_cols, k_start, k_last, N, n_in, x_rows, x_in,
-                scale_cols, zero_cols, an_in, magic_value, mask, magic, LAG, STAGES, GROUP, BLOCK_N,
+                w_smem, x_smem, stage, words, word_cols, k0, k_last, N, n_in, x_rows, x_in,
+                scale_cols, zero_cols, an_in, magic_value, mask, magic, STAGES, GROUP, BLOCK_N,
                 BLOCK_K, HAS_ZEROS, EVEN_N, IS_BF16, WORDS_IN_REGS, word_layout, a_layout,
             )  # fmt: skip
-            a_smem.index(0).store(a)
-            fence_async_shared()
-            acc = warpgroup_mma(a_smem.index(0), x_smem.index(0).permute([1, 0]), acc, use_acc=False,
-                                is_async=True)  # fmt: skip
-            acc = warpgroup_mma_wait(1, deps=[acc])  # returns at once: one wgmma is in flight
-            stage = 1 % STAGES
-            buf = 1
-            for k0 in range(k_start + BLOCK_K, k_end, BLOCK_K):
-                a, words = _operand(
-                    w_smem, x_smem, stage, words, word_cols, k0, k_last, N, n_in, x_rows, x_in,
-                    scale_cols, zero_cols, an_in, magic_value, mask, magic, LAG, STAGES, GROUP, BLOCK_N,
-                BLOCK_K, HAS_ZEROS, EVEN_N, IS_BF16, WORDS_IN_REGS, word_layout, a_layout,
-                )  # fmt: skip
-                a_smem.index(buf).store(a)  # its last reader, two steps back, is done
-                fence_async_shared()
-                acc = warpgroup_mma(a_smem.index(buf), x_smem.index(stage).permute([1, 0]), acc,
-                                    is_async=True)  # fmt: skip
-                acc = warpgroup_mma_wait(1, deps=[acc])  # the previous step's wgmma is done
-                stage = (stage + 1) % STAGES
-                buf = 1 - buf
-            acc = warpgroup_mma_wait(0, deps=[acc])
-        else:
-            for k0 in range(k_start, k_end, BLOCK_K):
-                a, words = _operand(
-                    w_smem, x_smem, stage, words, word_cols, k0, k_last, N, n_in, x_rows, x_in,
-                    scale_cols, zero_cols, an_in, magic_value, mask, magic, LAG, STAGES, GROUP, BLOCK_N,
-                BLOCK_K, HAS_ZEROS, EVEN_N, IS_BF16, WORDS_IN_REGS, word_layout, a_layout,
-                )  # fmt: skip
-                acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc)
-                stage = (stage + 1) % STAGES
+            acc = warpgroup_mma(a, x_smem.index(stage).permute([1, 0]), acc)
+            stage = (stage + 1) % STAGES
         wait_group(0)  # no copy may land in shared memory after the program ends
-        _store_tile(acc, out_ptr, partial_ptr, m0, pid_n * BLOCK_N, M, N, BLOCK_N, BLOCK_M, WRITE_PARTIAL)
-
-
-@functools.cache
-def _a_smem_layout(block_n: int, step_k: int):
-    """async_mma: the dequantized A tile's shared-memory layout (wgmma's swizzled one)."""
-    return gl.NVMMASharedLayout.get_default_for([block_n, step_k], gl.bfloat16)
+        mma_rows = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
+        offs_on = pid_n * BLOCK_N + _memory_column(mma_rows, BLOCK_N, gl.num_warps())
+        offs_om = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
+        _store_result(acc, out_ptr, partial_ptr, offs_om, offs_on, M, N, WRITE_PARTIAL)
 
 
 def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: WgmmaConfig) -> torch.Tensor:
@@ -300,10 +235,8 @@ def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config:
     if config.step_k not in (None, *SUPPORTED_GROUP_SIZES):
         raise ValueError(f"step_k must be None (the group size), 32, 64 or 128, not {config.step_k}")
     step_k = min(config.step_k or G, G)  # a step never spans two groups
-    if config.stages < 2 + config.async_mma:
-        raise ValueError(
-            f"stages must be at least {2 + config.async_mma} (slots read, one filling), not {config.stages}"
-        )
+    if config.stages < 2:
+        raise ValueError(f"stages must be at least 2 (one slot read, one filling), not {config.stages}")
     layouts = kernel_layouts(config.block_n, step_k, config.block_m, config.num_warps)
     m_tiles = triton.cdiv(M, config.block_m)
     num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // step_k, out, m_tiles)
@@ -315,8 +248,7 @@ def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config:
         M, N, K, x.stride(0), steps_per_split * step_k, m_tiles, PAIR_MASK, magic_bits, magic_value,
         HAS_ZEROS=zeros is not None, WRITE_PARTIAL=split > 1, EVEN_N=N % config.block_n == 0,
         IS_BF16=x.dtype == torch.bfloat16, STAGES=config.stages, GROUP=G,
-        WORDS_IN_REGS=config.words_in_registers, ASYNC=config.async_mma,
-        a_smem_layout=_a_smem_layout(config.block_n, step_k),
+        WORDS_IN_REGS=config.words_in_registers,
         BLOCK_N=config.block_n, BLOCK_K=step_k, BLOCK_M=config.block_m, **layouts,
         num_warps=config.num_warps,
     )  # fmt: skip
