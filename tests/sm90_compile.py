@@ -10,6 +10,14 @@ import subprocess
 import sys
 
 import pytest
+import torch
+
+from inferlab.kernels.w4a16_wgmma import available
+
+# the wgmma kernels' GPU tests: they run on an sm_90 GPU only
+hopper = pytest.mark.skipif(
+    not (torch.cuda.is_available() and available(torch.device("cuda"))), reason="needs an sm_90 GPU"
+)
 
 PRELUDE = r'''
 import os, re, subprocess, tempfile

@@ -22,8 +22,8 @@ from inferlab.kernels.nf4_wgmma import (
 )
 from inferlab.kernels.quant_formats import dequantize_nf4_ref, nf4_code, quantize_nf4_ref, unpack_nf4
 from inferlab.kernels.w4a16 import nf4_matmul, nf4_matmul_ref
-from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available
-from sm90_compile import compiled_rows
+from inferlab.kernels.w4a16_wgmma import WgmmaConfig
+from sm90_compile import compiled_rows, hopper
 
 
 def _gen(seed):
@@ -161,9 +161,6 @@ def test_kernel_compiles_for_hopper_with_trivial_layout_conversion_and_no_spills
 
 
 # ---------------------------------------------------------------- on an sm_90 GPU
-hopper = pytest.mark.skipif(
-    not (torch.cuda.is_available() and available(torch.device("cuda"))), reason="needs an sm_90 GPU"
-)
 
 
 def _nf4_inputs(m, k, n, dtype, blocksize, nested, seed):

@@ -18,13 +18,12 @@ from inferlab.kernels.w4a16_wgmma import (
     MAGIC,
     PAIR_MASK,
     WgmmaConfig,
-    available,
     block_m_for,
     int4_wgmma_matmul,
     permute_like_kernel,
     unpack_like_kernel,
 )
-from sm90_compile import compiled_rows
+from sm90_compile import compiled_rows, hopper
 
 
 def _gen(seed):
@@ -128,9 +127,6 @@ def test_config_errors():
 
 
 # ---------------------------------------------------------------- on an sm_90 GPU
-hopper = pytest.mark.skipif(
-    not (torch.cuda.is_available() and available(torch.device("cuda"))), reason="needs an sm_90 GPU"
-)
 
 
 @hopper

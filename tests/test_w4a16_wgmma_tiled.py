@@ -11,8 +11,8 @@ import torch
 
 from inferlab.kernels.quant_formats import dequantize_int4_ref, quantize_int4, unpack_int4_along_k
 from inferlab.kernels.w4a16 import w4a16_matmul_ref
-from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matmul
-from sm90_compile import compiled_rows
+from inferlab.kernels.w4a16_wgmma import WgmmaConfig, int4_wgmma_matmul
+from sm90_compile import compiled_rows, hopper
 
 
 def _gen(seed):
@@ -91,9 +91,6 @@ def test_config_errors():
 
 
 # ---------------------------------------------------------------- on an sm_90 GPU
-hopper = pytest.mark.skipif(
-    not (torch.cuda.is_available() and available(torch.device("cuda"))), reason="needs an sm_90 GPU"
-)
 
 
 @hopper

@@ -187,19 +187,25 @@ if HAVE_GLUON:
         return gl.reshape(x, [BLOCK_M, BLOCK_K])
 
     @gluon.jit
+    def _scale_and_zero(scale_cols, zero_cols, n_in, group, N, HAS_ZEROS: gl.constexpr, EVEN_N: gl.constexpr):
+        """One group's scale (as stored) and zero point (fp32; 8 when symmetric) per weight row."""
+        if EVEN_N:
+            s = gl.load(scale_cols + group * N)
+        else:
+            s = gl.load(scale_cols + group * N, mask=n_in, other=0.0)
+        if HAS_ZEROS:
+            z = gl.load(zero_cols + group * N, mask=n_in, other=0).to(gl.float32)
+        else:
+            z = gl.full(s.shape, 8.0, gl.float32, s.type.layout)
+        return s, z
+
+    @gluon.jit
     def _load_step(x_rows, x_in, xsum_cols, xsum_in, scale_cols, zero_cols, out_n_in, k0, N, M,
                    group, HAS_ZEROS: gl.constexpr, EVEN_N: gl.constexpr,
                    X_PREPARED: gl.constexpr):  # fmt: skip
         """One K step's small operands, loaded a step ahead: scales and zero points (fp32), and
         x's tile (registers) or, with X_PREPARED, its row sums (fp32)."""
-        if EVEN_N:
-            s = gl.load(scale_cols + group * N)
-        else:
-            s = gl.load(scale_cols + group * N, mask=out_n_in, other=0.0)
-        if HAS_ZEROS:
-            z = gl.load(zero_cols + group * N, mask=out_n_in, other=0).to(gl.float32)
-        else:
-            z = gl.full(s.shape, 8.0, gl.float32, s.type.layout)
+        s, z = _scale_and_zero(scale_cols, zero_cols, out_n_in, group, N, HAS_ZEROS, EVEN_N)
         if X_PREPARED:  # x's tile goes to shared memory by cp.async, with the words
             x = gl.full([1], 0.0, gl.float32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0]))
             x_sum = gl.load(xsum_cols + group * M, mask=xsum_in, other=0.0)

@@ -64,6 +64,7 @@ if HAVE_GLUON:
         _fetch_stage,
         _memory_column,
         _rows_in_mma_order,
+        _scale_and_zero,
         _split_range,
         _store_result,
         _unpack_words,
@@ -93,14 +94,7 @@ if HAVE_GLUON:
     def _load_scales(scale_cols, zero_cols, n_in, group, N, magic_value, dtype: gl.constexpr,
                      HAS_ZEROS: gl.constexpr, EVEN_N: gl.constexpr):  # fmt: skip
         """One group's scale and C + zero point per weight row, in x's dtype (C + z < 2^11: exact)."""
-        if EVEN_N:
-            s = gl.load(scale_cols + group * N)
-        else:
-            s = gl.load(scale_cols + group * N, mask=n_in, other=0.0)
-        if HAS_ZEROS:
-            z = gl.load(zero_cols + group * N, mask=n_in, other=0).to(gl.float32)
-        else:
-            z = gl.full(s.shape, 8.0, gl.float32, s.type.layout)
+        s, z = _scale_and_zero(scale_cols, zero_cols, n_in, group, N, HAS_ZEROS, EVEN_N)
         return s.to(dtype), (z + magic_value).to(dtype)
 
     @gluon.jit
