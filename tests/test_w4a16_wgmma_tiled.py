@@ -13,6 +13,7 @@ from inferlab.kernels.quant_formats import dequantize_int4_ref, quantize_int4, u
 from inferlab.kernels.w4a16 import w4a16_matmul_ref
 from inferlab.kernels.w4a16_wgmma import WgmmaConfig, int4_wgmma_matmul
 from sm90_compile import compiled_rows, hopper
+from test_w4a16_wgmma import check_against_fp64
 
 
 def _gen(seed):
@@ -129,19 +130,7 @@ def test_config_errors():
     ],
 )
 def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, config):
-    w = torch.randn(n, k, generator=_gen(m + k), device="cpu").cuda()
-    qw = quantize_int4(w, group_size, symmetric=symmetric, scale_dtype=dtype)
-    x = torch.randn(m, k, generator=_gen(n), device="cpu").to("cuda", dtype)
-    out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)  # poisoned
-    got = int4_wgmma_matmul(x, qw, out, config)
-    assert got is out
-    # W rounded to x's dtype as the reference does; only the fp32 summation order differs
-    want = w4a16_matmul_ref(x, qw).float()
-    exact = x.double() @ dequantize_int4_ref(qw, dtype).double().t()
-    err = (got.double() - exact).abs().max().item()
-    ref_err = (want.double() - exact).abs().max().item()
-    assert not got.isnan().any()
-    assert err <= 2 * ref_err + 1e-5 * exact.abs().max().item(), (err, ref_err)
+    check_against_fp64(dtype, group_size, symmetric, m, k, n, config)  # W rounded as the reference
 
 
 @hopper

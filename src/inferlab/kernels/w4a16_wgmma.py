@@ -171,6 +171,15 @@ if HAVE_GLUON:
         return gl.reshape(w, [BLOCK_N, BLOCK_K // 8])
 
     @gluon.jit
+    def _a_operand(words, mask, magic, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, IS_BF16: gl.constexpr,
+                   a_layout: gl.constexpr):  # fmt: skip
+        """A step's words as loaded -> wgmma's A operand of C + q values. The layout conversion
+        moves no data: assert_trivial makes the compiler prove it."""
+        rows = _rows_in_mma_order(words, BLOCK_N, BLOCK_K, gl.num_warps())
+        return gl.convert_layout(_unpack_words(rows, mask, magic, BLOCK_N, BLOCK_K, IS_BF16), a_layout,
+                                 assert_trivial=True)  # fmt: skip
+
+    @gluon.jit
     def _memory_column(rows, BLOCK_N: gl.constexpr, WARPS: gl.constexpr):
         """wgmma row -> the column n of W it holds (the inverse of `_rows_in_mma_order`)."""
         R: gl.constexpr = BLOCK_N // (16 * WARPS)
@@ -323,14 +332,7 @@ if HAVE_GLUON:
             )  # fmt: skip
             wait_group(STAGES - 1)  # this step's copies have landed
             words = w_smem.index(stage).load(word_layout)
-            a = gl.convert_layout(
-                _unpack_words(
-                    _rows_in_mma_order(words, BLOCK_N, BLOCK_K, gl.num_warps()), mask, magic, BLOCK_N,
-                    BLOCK_K, IS_BF16,
-                ),
-                a_layout,
-                assert_trivial=True,
-            )  # fmt: skip
+            a = _a_operand(words, mask, magic, BLOCK_N, BLOCK_K, IS_BF16, a_layout)
             x_tile = x_smem.index(stage)
             if not X_PREPARED:
                 x_sum = gl.convert_layout(gl.sum(x.to(gl.float32), axis=1), gl.SliceLayout(0, mma_layout))

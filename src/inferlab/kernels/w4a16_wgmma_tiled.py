@@ -61,13 +61,12 @@ TILED_BLOCK_M = (32, 64, 128, 256)
 
 if HAVE_GLUON:
     from inferlab.kernels.w4a16_wgmma import (
+        _a_operand,
         _fetch_stage,
         _memory_column,
-        _rows_in_mma_order,
         _scale_and_zero,
         _split_range,
         _store_result,
-        _unpack_words,
         _x_tile,
         async_copy_global_to_shared,
         commit_group,
@@ -143,14 +142,7 @@ if HAVE_GLUON:
         else:
             words = w_smem.index(stage).load(word_layout)
             next_words = words
-        a = gl.convert_layout(
-            _unpack_words(
-                _rows_in_mma_order(words, BLOCK_N, BLOCK_K, gl.num_warps()), mask, magic, BLOCK_N,
-                BLOCK_K, IS_BF16,
-            ),
-            a_layout,
-            assert_trivial=True,
-        )  # fmt: skip
+        a = _a_operand(words, mask, magic, BLOCK_N, BLOCK_K, IS_BF16, a_layout)
         return _dequantize(a, zc[:, None], s[:, None], IS_BF16), next_words
 
     @gluon.jit
