@@ -131,33 +131,41 @@ def test_default_configs_fit_any_k():
 COMPILE_NF4 = r"""
 from inferlab.kernels import nf4_wgmma as NW
 
-def compile_one(bn, bs, bm, dt, nested, even_n, prepared=False, stages=3, blocks=1):
-    cx = dict(NESTED=nested, WRITE_PARTIAL=True, EVEN_N=even_n, IS_BF16=dt == "bf16",
+def compile_one(bn, bs, bm, dt, nested, even_n, prepared=False, stages=3, blocks=1, dequant_a=False):
+    cx = dict(NESTED=nested, WRITE_PARTIAL=True, DEQUANT_A=dequant_a, EVEN_N=even_n, IS_BF16=dt == "bf16",
               X_PREPARED=prepared, STAGES=stages, BLOCKSIZE2=256, BLOCK_N=bn, BLOCK_K=bs, BLOCKS=blocks,
               BLOCK_M=bm, **NW.kernel_layouts(bn, bs, bm, 4, blocks))
     types = dict(x_ptr=f"*{dt}", out_ptr=f"*{dt}", partial_ptr="*fp32", weight_ptr="*i32",
                  absmax_ptr="*u8" if nested else "*fp32", code_ptr="*fp32", absmax2_ptr="*fp32",
                  code2_ptr="*fp32", offset_ptr="*fp32")
     ptx, spills = compile_sm90(NW._nf4_wgmma_kernel, cx, types, 4)
-    print("ROW", bn, bs * blocks, bm, dt, spills, ptx.count("wgmma.mma_async"), ptx.count("prmt.b32"))
+    muls = ptx.count("mul.f32") + ptx.count("mul.rn.f32")
+    print("ROW", bn, bs * blocks, bm, dt, int(dequant_a), spills, ptx.count("wgmma.mma_async"),
+          ptx.count("prmt.b32"), muls)
 
 compile_one(128, 64, 8, "bf16", True, True, stages=2)
 compile_one(64, 64, 16, "bf16", True, False, stages=2, blocks=4)
 compile_one(128, 64, 32, "fp16", False, False, prepared=True, stages=2, blocks=2)
 compile_one(64, 128, 64, "bf16", True, True, prepared=True, stages=4, blocks=2)
 compile_one(64, 32, 16, "fp16", True, False)
+compile_one(64, 64, 128, "bf16", True, True, prepared=True, blocks=2, dequant_a=True)  # from 65 rows
+compile_one(64, 128, 128, "fp16", False, False, prepared=True, dequant_a=True)
 """
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the kernel runs for real below")
 def test_kernel_compiles_for_hopper_with_trivial_layout_conversion_and_no_spills():
     rows = compiled_rows(COMPILE_NF4)
-    assert len(rows) == 5, rows
-    for bn, step_k, *config, spills, wgmmas, prmts in rows:
+    assert len(rows) == 7, rows
+    for bn, step_k, bm, dt, dequant_a, spills, wgmmas, prmts, muls in rows:
+        config = (bn, step_k, bm, dt, dequant_a)
         assert spills == "0", config
         assert int(wgmmas) > 0, config  # the tensor cores do the multiply-adds
         words = int(bn) * int(step_k) // 8 // 128  # per thread and step
         assert int(prmts) == 14 * words, config  # the look-up is in the loop, once per word
+        # from 65 rows every looked-up code is scaled by its absmax in the A registers (fp32)
+        if dequant_a == "1":
+            assert int(muls) >= 8 * words, config
 
 
 # ---------------------------------------------------------------- on an sm_90 GPU
@@ -186,6 +194,17 @@ def _nf4_inputs(m, k, n, dtype, blocksize, nested, seed):
         (1, 1024, 200, WgmmaConfig(block_m=8, stages=2, blocks_per_step=2)),  # two blocks a step
         (5, 2048, 384, WgmmaConfig(split_k=3, blocks_per_step=4)),
         (20, 1024, 128, WgmmaConfig(block_n=64, prepare_x=True, blocks_per_step=2)),
+        # from 65 rows: codes scaled in the A registers, M tiled (the last tile part-full)
+        (100, 1024, 200, WgmmaConfig(block_n=64, block_m=64, prepare_x=True, dequantize_a=True)),
+        (
+            300,
+            2048,
+            136,
+            WgmmaConfig(
+                block_n=64, block_m=128, prepare_x=True, split_k=2, dequantize_a=True, blocks_per_step=2
+            ),
+        ),
+        (130, 4096, 128, WgmmaConfig(block_n=64, block_m=128, prepare_x=True, dequantize_a=True)),  # long K
     ],
 )
 def test_matches_reference_on_hopper(dtype, blocksize, nested, m, k, n, config):
@@ -207,7 +226,7 @@ def test_matches_reference_on_hopper(dtype, blocksize, nested, m, k, n, config):
 
 
 @hopper
-def test_nf4_matmul_takes_wgmma_up_to_64_rows(monkeypatch):
+def test_nf4_matmul_takes_wgmma_at_every_m(monkeypatch):
     from inferlab.kernels import w4a16
 
     calls = []
@@ -218,7 +237,7 @@ def test_nf4_matmul_takes_wgmma_up_to_64_rows(monkeypatch):
         want = nf4_matmul_ref(x, packed, state)  # the wgmma kernel rounds W differently: a budget
         atol = 0.01 * want.abs().max().item()
         torch.testing.assert_close(w4a16.nf4_matmul(x, packed, state), want, rtol=0, atol=atol)
-    assert calls == [1, 2, 64]  # 65 rows and blocksize 256 take the tl kernels; K = 448 one block a step
+    assert calls == [1, 2, 64, 65]  # blocksize 256 takes the tl kernels; K = 448 one block a step
 
 
 @hopper

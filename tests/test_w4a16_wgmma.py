@@ -178,7 +178,7 @@ def check_against_fp64(dtype, group_size, symmetric, m, k, n, config):
         (64, "int4", True, "wgmma"),
         (65, "int4", True, "wgmma"),  # W dequantized into A, M tiled (w4a16_wgmma_tiled.py)
         (4096, "int4", True, "wgmma"),
-        (65, "nf4", True, "tiled"),
+        (65, "nf4", True, "wgmma"),  # the codes scaled in the A registers, M tiled (nf4_wgmma.py)
         (16, "int4", False, "gemv"),  # no sm_90: the tl kernels
         (16, "nf4", True, "wgmma"),  # nf4_wgmma.py
         (16, "int8", True, "gemv"),

@@ -124,11 +124,13 @@ WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
 WGMMA_FORMATS = ("int4", "nf4")
 # NF4 (nf4_wgmma.py), chosen on an H200 (sweep_wgmma.py --format nf4, 0007 runs 32-35, 41): 64-row
 # tiles, two 64-weight absmax blocks per K step, 4 programs per SM; x prepared from 17 rows.
-NF4_WGMMA_CONFIGS: tuple[tuple[int, WgmmaConfig], ...] = (
+NF4_WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (1, WgmmaConfig(block_n=64, block_m=8, programs_per_sm=4, stages=2, blocks_per_step=2)),
     (16, WgmmaConfig(block_n=64, programs_per_sm=4, stages=2, blocks_per_step=2)),
     (32, WgmmaConfig(block_n=64, block_m=32, programs_per_sm=4, stages=2, prepare_x=True, blocks_per_step=2)),
     (64, WgmmaConfig(block_n=64, block_m=64, programs_per_sm=4, stages=3, prepare_x=True)),
+    # from 65 rows the codes are scaled in the A registers and M is tiled (as int4's tiled kernel)
+    (None, WgmmaConfig(block_n=64, block_m=128, blocks_per_step=2, prepare_x=True, **_TILED)),
 )
 
 
@@ -176,8 +178,9 @@ def choose_path(
     nf4_wgmma.py); else
     "fma" (CUDA-core GEMV) for one row where the format has one, "gemv" (one 16-row tensor-core
     tile, split-K) up to GEMV_MAX_M; "dequant" (the whole weight dequantized, then cuBLAS) from the format's
-    DEQUANT_MIN_M when the caller allows `materialize`; past that int4 on sm_90 stays on "wgmma"
-    (w4a16_wgmma_tiled.py, any M); else "tiled"."""
+    DEQUANT_MIN_M when the caller allows `materialize`; past that int4 and NF4 on sm_90 stay on
+    "wgmma" (W dequantized into the A registers, M tiled: w4a16_wgmma_tiled.py, nf4_wgmma.py);
+    else "tiled"."""
     on_hopper = device is not None and wgmma_available(device)
     if fmt in WGMMA_FORMATS and WGMMA_MIN_M <= M <= WGMMA_MAX_M and on_hopper:
         return "wgmma"
@@ -185,7 +188,7 @@ def choose_path(
         return "fma"
     if materialize and M >= DEQUANT_MIN_M.get(fmt, float("inf")):
         return "dequant"
-    if fmt == "int4" and M > WGMMA_MAX_M and on_hopper:
+    if fmt in WGMMA_FORMATS and M > WGMMA_MAX_M and on_hopper:
         return "wgmma"
     return "gemv" if M <= GEMV_MAX_M else "tiled"
 

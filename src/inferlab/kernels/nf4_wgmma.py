@@ -188,8 +188,8 @@ if HAVE_GLUON:
     @gluon.jit
     def _nf4_wgmma_kernel(
         x_ptr, out_ptr, partial_ptr, weight_ptr, absmax_ptr, code_ptr, absmax2_ptr, code2_ptr,
-        offset_ptr, M, N, K, stride_xm, k_per_split,
-        BLOCKSIZE2: gl.constexpr, NESTED: gl.constexpr, WRITE_PARTIAL: gl.constexpr,
+        offset_ptr, M, N, K, stride_xm, k_per_split, m_tiles,
+        BLOCKSIZE2: gl.constexpr, NESTED: gl.constexpr, WRITE_PARTIAL: gl.constexpr, DEQUANT_A: gl.constexpr,
         EVEN_N: gl.constexpr, IS_BF16: gl.constexpr, X_PREPARED: gl.constexpr, STAGES: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, BLOCKS: gl.constexpr, BLOCK_M: gl.constexpr,
         word_layout: gl.constexpr, step_word_layout: gl.constexpr, absmax_layout: gl.constexpr,
@@ -197,12 +197,16 @@ if HAVE_GLUON:
         x_layout: gl.constexpr, mma_layout: gl.constexpr, a_layout: gl.constexpr,
         x_smem_layout: gl.constexpr, w_smem_layout: gl.constexpr,
     ):  # fmt: skip
-        """Program (n tile, split): y[:, n tile] (or its split's fp32 partial) for x rows
-        0 .. M - 1 <= BLOCK_M - 1. One K step is BLOCKS absmax blocks (BLOCK_K = blocksize), each
-        permuted on its own, multiplied by its own wgmma and folded with its absmax; weight_ptr
-        is the packed bytes read as int32 words [N, K / 8]. The ring, the barrier and the
-        step-ahead loads are w4a16_wgmma.py's."""
-        pid_n = gl.program_id(0)
+        """Program (m tile + m_tiles x n tile, split): y[m tile, n tile] (or its split's fp32
+        partial). One K step is BLOCKS absmax blocks (BLOCK_K = blocksize), each permuted on its
+        own, multiplied by its own wgmma and folded with its absmax; or, with DEQUANT_A (from 65
+        rows), its codes scaled by the absmax in the A registers and accumulated by wgmma
+        directly, as w4a16_wgmma_tiled.py does for int4. weight_ptr is the packed bytes read as
+        int32 words [N, K / 8]. The ring, the barrier and the step-ahead loads are
+        w4a16_wgmma.py's."""
+        pid = gl.program_id(0)
+        m0 = (pid % m_tiles) * BLOCK_M
+        pid_n = pid // m_tiles
         dtype: gl.constexpr = gl.bfloat16 if IS_BF16 else gl.float16
         STEP_K: gl.constexpr = BLOCKS * BLOCK_K
         lo = _code_table_words(code_ptr, dtype, False)
@@ -210,7 +214,7 @@ if HAVE_GLUON:
         offs_n = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, step_word_layout))
         offs_w = gl.arange(0, STEP_K // 8, layout=gl.SliceLayout(0, step_word_layout))
         offs_on = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
-        offs_om = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
+        offs_om = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
         offs_an = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, absmax_load_layout))
         offs_aj = gl.arange(0, BLOCKS, layout=gl.SliceLayout(0, absmax_load_layout))
         step_j = gl.arange(0, BLOCKS, layout=gl.SliceLayout(0, absmax_layout))
@@ -221,7 +225,7 @@ if HAVE_GLUON:
 
         k_start, k_end, k_last = _split_range(k_per_split, K, STEP_K)
         n_in = offs_n < N
-        x_rows, x_in = _x_tile(x_ptr, M, stride_xm, BLOCK_M, STEP_K, x_layout)
+        x_rows, x_in = _x_tile(x_ptr + m0 * stride_xm, M - m0, stride_xm, BLOCK_M, STEP_K, x_layout)
         word_rows = weight_ptr + offs_n[:, None].to(gl.int64) * (K // 8) + offs_w[None, :]
         # absmax block of (row, block j of the step): int32, `supports` checks that it fits
         step_blocks = offs_an[:, None] * (K // BLOCK_K) + offs_aj[None, :]
@@ -265,12 +269,20 @@ if HAVE_GLUON:
                 a = _look_up(words, lo, hi, BLOCK_N, BLOCK_K, dtype)
                 a = gl.convert_layout(a, a_layout, assert_trivial=True)  # no data moves
                 x_block = x_tile.slice(j * BLOCK_K, BLOCK_K, dim=1).permute([1, 0])
-                part = warpgroup_mma(a, x_block, part, use_acc=False)
                 scale = gl.sum(gl.where(step_j[None, :] == j, absmax, 0.0), axis=1)  # in registers
-                acc += (
-                    part
-                    * gl.convert_layout(scale, gl.SliceLayout(1, mma_layout), assert_trivial=True)[:, None]
-                )
+                if DEQUANT_A:  # code x absmax in fp32, rounded to x's dtype: bitsandbytes' weight
+                    # but for the code's own rounding (the look-up gives 16-bit codes)
+                    scale = gl.convert_layout(scale, gl.SliceLayout(1, a_layout))
+                    a = (a.to(gl.float32) * scale[:, None]).to(dtype)
+                    acc = warpgroup_mma(a, x_block, acc)
+                else:
+                    part = warpgroup_mma(a, x_block, part, use_acc=False)
+                    acc += (
+                        part
+                        * gl.convert_layout(scale, gl.SliceLayout(1, mma_layout), assert_trivial=True)[
+                            :, None
+                        ]
+                    )
             stage = (stage + 1) % STAGES
             x, q, scale2 = next_x, next_q, next_scale2
         wait_group(0)  # no copy may land in shared memory after the program ends
@@ -364,6 +376,7 @@ def launch(x: torch.Tensor, weight: torch.Tensor, quant_state, validated: tuple,
     """`nf4_wgmma_matmul` with quant_state's fields already checked (`validated`: what
     nf4._validated_args returned), so that nf4_matmul checks them once per call."""
     from inferlab.kernels._matmul_plan import reduce_partials
+    from inferlab.kernels._triton import triton
 
     _, _, blocksize, absmax2, code2, offset, blocksize2 = validated
     if not supports(weight, blocksize):
@@ -375,22 +388,25 @@ def launch(x: torch.Tensor, weight: torch.Tensor, quant_state, validated: tuple,
         x = x.contiguous()
     M, K = x.shape
     N = out.shape[1]
-    block_m = max(config.block_m, block_m_for(M))
+    # the fold takes all of M in one tile (M <= 64); dequantize_a tiles M by config.block_m
+    block_m = config.block_m if config.dequantize_a else max(config.block_m, block_m_for(M))
+    m_tiles = triton.cdiv(M, block_m)
     blocks = config.blocks_per_step
     if (K // blocksize) % blocks:
         raise ValueError(f"K = {K} is not a whole number of steps of {blocks} absmax blocks of {blocksize}")
     layouts = kernel_layouts(config.block_n, blocksize, block_m, config.num_warps, blocks)
     step_k = blocks * blocksize
-    num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // step_k, out)
+    num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // step_k, out, m_tiles)
     if config.prepare_x:
         x, _ = prepare_x(x, blocksize, nf4=True)
     nested = absmax2 is not None
     absmax = quant_state.absmax
-    _nf4_wgmma_kernel[(num_tiles, split)](
+    _nf4_wgmma_kernel[(num_tiles * m_tiles, split)](
         x, out, partial, weight.view(-1).view(torch.int32), absmax, quant_state.code,
         absmax2 if nested else absmax, code2 if nested else absmax, offset if nested else absmax,
-        M, N, K, x.stride(0), steps_per_split * step_k,
-        BLOCKSIZE2=blocksize2, NESTED=nested, WRITE_PARTIAL=split > 1, EVEN_N=N % config.block_n == 0,
+        M, N, K, x.stride(0), steps_per_split * step_k, m_tiles,
+        BLOCKSIZE2=blocksize2, NESTED=nested, WRITE_PARTIAL=split > 1, DEQUANT_A=config.dequantize_a,
+        EVEN_N=N % config.block_n == 0,
         IS_BF16=x.dtype == torch.bfloat16, X_PREPARED=config.prepare_x, STAGES=config.stages,
         BLOCK_N=config.block_n, BLOCK_K=blocksize, BLOCKS=blocks, BLOCK_M=block_m, **layouts,
         num_warps=config.num_warps,

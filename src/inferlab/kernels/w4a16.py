@@ -303,8 +303,6 @@ def nf4_matmul(
     wgmma = config is None and path == "wgmma" and nf4_wgmma_supports(weight, blocksize)
     if isinstance(config, WgmmaConfig) or wgmma:
         config = config or fit_blocks(wgmma_config_for(x.shape[0], "nf4"), K, blocksize)
-        if config.dequantize_a:
-            raise ValueError("dequantize_a is int4's (w4a16_wgmma_tiled.py): NF4 folds each block")
         _check_wgmma(x, config)
         if x.shape[0] == 0:
             return out
