@@ -15,9 +15,9 @@ before it can exit), so only FMA_CONFIGS use it. With SPLIT_K = 1 the kernel sto
 
 ## Configs (module constants, no autotuning at import)
 
-WGMMA_CONFIGS for int4 (any M; from 33 rows w4a16_wgmma_tiled.py) and NF4_WGMMA_CONFIGS for NF4
-up to WGMMA_MAX_M rows on sm_90 (w4a16_wgmma.py, nf4_wgmma.py; chosen on an H100 and an H200 by
-`benchmarks/sweep_wgmma.py`),
+WGMMA_CONFIGS for int4 (from 33 rows w4a16_wgmma_tiled.py) and NF4_WGMMA_CONFIGS for NF4 (from
+65 rows the codes scaled in the A registers), any M on sm_90 (w4a16_wgmma.py, nf4_wgmma.py;
+chosen on an H100 and an H200 by `benchmarks/sweep_wgmma.py`),
 else FMA_CONFIGS (CUDA-core GEMV) for one row where a
 format has one, GEMV_CONFIGS up to
 GEMV_MAX_M, TILED_CONFIGS by M above; a caller that passes `materialize=True` lets the weight be
@@ -129,7 +129,8 @@ NF4_WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (16, WgmmaConfig(block_n=64, programs_per_sm=4, stages=2, blocks_per_step=2)),
     (32, WgmmaConfig(block_n=64, block_m=32, programs_per_sm=4, stages=2, prepare_x=True, blocks_per_step=2)),
     (64, WgmmaConfig(block_n=64, block_m=64, programs_per_sm=4, stages=3, prepare_x=True)),
-    # from 65 rows the codes are scaled in the A registers and M is tiled (as int4's tiled kernel)
+    # from 65 rows the codes are scaled in the A registers and M is tiled: int4's tiled defaults
+    # (runs 45-49) with two absmax blocks a step, not swept for NF4 yet (run 53 measured it)
     (None, WgmmaConfig(block_n=64, block_m=128, blocks_per_step=2, prepare_x=True, **_TILED)),
 )
 

@@ -20,15 +20,15 @@ That is the reference (`*_ref`); path 1 below skips W's rounding and path 4 lets
    packed + 0.9 scales + 0.5 zeros), so ~3.8x over cuBLAS bf16 is the ceiling; what limits a
    kernel first is the ALU work per weight, so this path spends ~2.5 operations on each and
    never rounds W (zero point and scale come off once per 8 weights).
-1b. "wgmma" (sm_90 only; int4 at every M, NF4 from 1 to 64 rows): w4a16_wgmma.py, written in
+1b. "wgmma" (sm_90 only; int4 and NF4 at every M): w4a16_wgmma.py, written in
    Gluon so that the unpacked nibbles land in the registers wgmma reads its A operand from (K
    read in a permuted order, the same for x); up to 32 rows zero point and scale are folded
    once per group into the fp32 result, so W is never rounded (0007, runs 14-23). From 33
    rows that fold costs more than finishing the dequantization in the A registers, which
    w4a16_wgmma_tiled.py does (W rounded as the reference rounds it, M tiled; runs 45-50: on an
    H200 level with cuBLAS at 64 rows on the large layers, 0.70-0.74x at 128, twice the tl
-   kernels' speed). nf4_wgmma.py does the fold for bitsandbytes' NF4, the 16 code values looked
-   up in registers by `prmt` (the code rounded to 16 bits, the absmax kept in fp32).
+   kernels' speed). nf4_wgmma.py does both for bitsandbytes' NF4 (the fold up to 64 rows), the
+   16 code values looked up in registers by `prmt` (the code rounded to 16 bits).
 2. "gemv" (M <= 16): one BLOCK_M = 16 tensor-core tile holds every row of x; a program owns
    BLOCK_N outputs and one split of K (`split_k_for`: few output tiles would leave SMs idle).
 3. "tiled" (M > 16): BLOCK_M x BLOCK_N x BLOCK_K tiles by M (TILED_CONFIGS), GROUP_M ordering so
@@ -51,7 +51,7 @@ way, and cuBLAS sums.
 
 - w4a16_kernels.py: the tensor-core kernel of each format, and how each dequantizes in registers;
 - w4a16_gemv.py: the CUDA-core GEMV for one row of x (int4, int8; NF4's, slower, as an option);
-- w4a16_wgmma.py, nf4_wgmma.py: int4 and NF4 on sm_90's wgmma from 1 to 64 rows (Gluon);
+- w4a16_wgmma.py, nf4_wgmma.py: int4 (to 32 rows) and NF4 (every M) on sm_90's wgmma (Gluon);
 - w4a16_wgmma_tiled.py: int4 on sm_90's wgmma from 33 rows, W dequantized into the A registers;
 - w4a16_dequant.py: the dequantize-then-cuBLAS path for large M (int4, NF4);
 - _matmul_plan.py: `MatmulConfig`, the config tables, the path, split-K and `_launch`;
@@ -280,9 +280,10 @@ def nf4_matmul(
     """x: [M, K], weight: packed NF4 of W [N, K] (bitsandbytes' layout and QuantState) -> x @ W.T.
 
     W is rounded once to x's dtype (bitsandbytes' matmul_4bit rounds to quant_state.dtype, then to
-    x's: the same bits whenever quant_state.dtype is x's dtype or fp32); on sm_90 up to 64 rows
-    the wgmma kernel (nf4_wgmma.py) rounds the code instead and scales in fp32, an error of the
-    same size. `config` and `materialize` as for `w4a16_matmul` (DEQUANT_MIN_M["nf4"] rows)."""
+    x's: the same bits whenever quant_state.dtype is x's dtype or fp32); on sm_90 the wgmma kernel
+    (nf4_wgmma.py) rounds the code instead and, up to 64 rows, scales in fp32 (an error of the
+    same size), from 65 rows rounds code x absmax again. `config` and `materialize` as for
+    `w4a16_matmul` (DEQUANT_MIN_M["nf4"] rows)."""
     validated = _validated_args(weight, quant_state)
     shape, _, blocksize, absmax2, code2, offset, blocksize2 = validated
     if len(shape) != 2:
@@ -435,10 +436,10 @@ NF4_MATMUL_SPEC = KernelSpec(
     baselines=("cublas-bf16", "bitsandbytes", "inferlab-materialize"),
     summary="x @ W.T with W in bitsandbytes NF4 (double-quantized absmax), dequantized in registers",
     error_scales_with_rms=(
-        "from 1 to 64 rows on sm_90 the wgmma kernel (nf4_wgmma.py) rounds each NF4 code to the "
-        "16-bit type and scales the fp32 sum by the absmax, where the reference rounds code x "
-        "absmax; the two differ by the sum of the weights' roundings, which follows the size of "
-        "the summed terms (the tests hold both to fp64)"
+        "on sm_90 the wgmma kernel (nf4_wgmma.py) rounds each NF4 code to the 16-bit type and, up "
+        "to 64 rows, scales the fp32 sum by the absmax (from 65 rows it rounds code x absmax once "
+        "more), where the reference rounds code x absmax once; the two differ by the sum of the "
+        "weights' roundings, which follows the size of the summed terms (the tests hold both to fp64)"
     ),
     **_COMMON,
 )
