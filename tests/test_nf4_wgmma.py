@@ -114,12 +114,23 @@ def test_supports():
         kernel_layouts(128, 128, 16, 4, 4)
 
 
+def test_int4_only_options_are_refused():
+    packed, state = quantize_nf4_ref(torch.randn(64, 256, generator=_gen(6)), 64)
+    x = torch.randn(70, 256, generator=_gen(7)).to(torch.bfloat16)
+    out = torch.empty(70, 64, dtype=torch.bfloat16)
+    for config in (WgmmaConfig(dequantize_a=True, step_k=64), WgmmaConfig(words_in_registers=True)):
+        with pytest.raises(ValueError, match="int4's"):
+            nf4_wgmma_matmul(x, packed, state, out, config)
+
+
 def test_default_configs_fit_any_k():
     from inferlab.kernels._matmul_plan import wgmma_config_for
     from inferlab.kernels.nf4_wgmma import fit_blocks
 
     two = wgmma_config_for(1, "nf4")
     assert two.blocks_per_step == 2
+    assert wgmma_config_for(65, "nf4").dequantize_a and wgmma_config_for(4096, "nf4").dequantize_a
+    assert not wgmma_config_for(64, "nf4").dequantize_a
     assert fit_blocks(two, 4096, 64).blocks_per_step == 2
     assert fit_blocks(two, 64 * 7, 64).blocks_per_step == 1  # 7 blocks: no whole steps of two
     assert fit_blocks(two, 4096, 32).blocks_per_step == 1  # blocksize 32 takes one block a step

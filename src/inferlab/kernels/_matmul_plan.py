@@ -136,7 +136,7 @@ NF4_WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
 
 
 def wgmma_config_for(M: int, fmt: str = "int4") -> WgmmaConfig:
-    """The wgmma kernels' config for M rows of format `fmt` (NF4: M <= WGMMA_MAX_M)."""
+    """The wgmma kernels' config for M rows of format `fmt` ("int4" or "nf4")."""
     table = NF4_WGMMA_CONFIGS if fmt == "nf4" else WGMMA_CONFIGS
     return next(c for max_m, c in table if max_m is None or M <= max_m)
 

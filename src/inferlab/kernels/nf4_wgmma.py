@@ -285,12 +285,8 @@ if HAVE_GLUON:
                     acc = warpgroup_mma(a, x_block, acc)
                 else:
                     part = warpgroup_mma(a, x_block, part, use_acc=False)
-                    acc += (
-                        part
-                        * gl.convert_layout(scale, gl.SliceLayout(1, mma_layout), assert_trivial=True)[
-                            :, None
-                        ]
-                    )
+                    scale = gl.convert_layout(scale, gl.SliceLayout(1, mma_layout), assert_trivial=True)
+                    acc += part * scale[:, None]
             stage = (stage + 1) % STAGES
             x, q, scale2 = next_x, next_q, next_scale2
         wait_group(0)  # no copy may land in shared memory after the program ends
@@ -387,6 +383,10 @@ def launch(x: torch.Tensor, weight: torch.Tensor, quant_state, validated: tuple,
     from inferlab.kernels._triton import triton
 
     _, _, blocksize, absmax2, code2, offset, blocksize2 = validated
+    if config.step_k is not None or config.words_in_registers:
+        raise ValueError(
+            "step_k and words_in_registers are int4's (w4a16_wgmma_tiled.py): NF4 steps by blocks"
+        )
     if not supports(weight, blocksize):
         raise ValueError(
             f"the NF4 wgmma kernel takes blocksize {SUPPORTED_GROUP_SIZES} and a contiguous, 4-byte "

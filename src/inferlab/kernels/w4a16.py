@@ -25,8 +25,8 @@ That is the reference (`*_ref`); path 1 below skips W's rounding and path 4 lets
    read in a permuted order, the same for x); up to 32 rows zero point and scale are folded
    once per group into the fp32 result, so W is never rounded (0007, runs 14-23). From 33
    rows that fold costs more than finishing the dequantization in the A registers, which
-   w4a16_wgmma_tiled.py does (W rounded as the reference rounds it, M tiled; runs 45-50: on an
-   H200 level with cuBLAS at 64 rows on the large layers, 0.70-0.74x at 128, twice the tl
+   w4a16_wgmma_tiled.py does (W rounded as the reference rounds it, M tiled; runs 45-52: on an
+   H100 1.25-1.27x cuBLAS at 64 rows on the large layers, 0.98-1.00x at 128, 1.5-2.1x the tl
    kernels' speed). nf4_wgmma.py does both for bitsandbytes' NF4 (the fold up to 64 rows), the
    16 code values looked up in registers by `prmt` (the code rounded to 16 bits).
 2. "gemv" (M <= 16): one BLOCK_M = 16 tensor-core tile holds every row of x; a program owns
@@ -194,7 +194,7 @@ def _check_wgmma(x: torch.Tensor, config: WgmmaConfig) -> None:
     if x.shape[0] > WGMMA_MAX_M and not config.dequantize_a:
         raise ValueError(
             f"the wgmma kernel takes at most {WGMMA_MAX_M} rows of x, not {x.shape[0]} "
-            "(int4: dequantize_a=True takes any M)"
+            "(dequantize_a=True takes any M)"
         )
 
 

@@ -106,11 +106,11 @@ class WgmmaConfig:
     prepare_x: bool = False  # x permuted and summed per group once per call (`prepare_x`)
     stages: int = 3  # shared-memory slots of the words' cp.async ring (stages - 1 steps ahead)
     blocks_per_step: int = 1  # NF4 (nf4_wgmma.py): absmax blocks per K step (int4: one group)
-    # int4 for larger M (w4a16_wgmma_tiled.py): W dequantized whole into A, one accumulator, M
-    # tiled by block_m (32 to 256), x always prepared, K steps of step_k (None: the group)
+    # larger M: W dequantized whole into A, one accumulator, M tiled by block_m (int4: 32 to 256,
+    # w4a16_wgmma_tiled.py, x always prepared; NF4: nf4_wgmma.py's DEQUANT_A)
     dequantize_a: bool = False
-    step_k: int | None = None
-    words_in_registers: bool = False  # dequantize_a: words loaded a step ahead, not by the ring
+    step_k: int | None = None  # int4 with dequantize_a: K per step (None: the group)
+    words_in_registers: bool = False  # int4 with dequantize_a: words a step ahead, not by the ring
 
     def __post_init__(self) -> None:
         if self.prepare_x and self.num_warps != 4 and not self.dequantize_a:

@@ -22,9 +22,10 @@ x is permuted to the kernel's K order once per call (`prepare_x`) and its tiles 
 cp.async ring (or, with `words_in_registers`, the ring carries x alone and each thread loads its
 words a step ahead). Two warp groups (8 warps) share each x tile.
 
-Measured on an H200 (experiment 0007, runs 45-50; bf16, Llama-3-8B's large layers): level with
-cuBLAS bf16 at M = 64 (1.00-1.04x), 0.70-0.74x at 128 and 0.53-0.56x at 256, about twice the
-tl kernels it replaced from M = 128. Nsight Compute at M = 128 (run 47): the tensor pipe busy
+Measured (experiment 0007, runs 45-52; bf16, Llama-3-8B's large layers): on an H100 1.25-1.27x
+cuBLAS bf16 at M = 64 (the fold kernel: 1.12-1.16x), 0.98-1.00x at 128 and 0.60-0.62x at 256; on
+an H200, with the same microseconds, 1.00-1.04x, 0.70-0.74x and 0.53-0.56x; 1.5-2.1x the tl
+kernels it replaced from M = 128. Nsight Compute at M = 128 (run 47): the tensor pipe busy
 42% of the time, L2 31%, the schedulers idle 77%: each program unpacks, then waits for its own
 wgmma, then for the ring, one step after another. The way out, an asynchronous wgmma that
 multiplies step i while step i + 1 unpacks, is not expressible safely here: Gluon (Triton 3.6,
