@@ -7,7 +7,7 @@ round W the way the reference does), then timed as CUDA-graph replays over enoug
 to exceed 3x the L2.
 
     python3 benchmarks/sweep_wgmma.py [--format int4|nf4] [--m 1,16,32,64] [--layers 4096x14336,...]
-    python3 benchmarks/sweep_wgmma.py --tiled --m 64,128,256   # int4, W dequantized into A
+    python3 benchmarks/sweep_wgmma.py --tiled --m 64,128,256   # W dequantized into A, M tiled
 """
 
 from __future__ import annotations
@@ -24,10 +24,17 @@ from inferlab.kernels.w4a16 import LLAMA3_8B_LAYERS, config_for
 from inferlab.kernels.w4a16_wgmma import WgmmaConfig, available, int4_wgmma_matmul
 
 
-def tiled_candidates(m: int) -> list[WgmmaConfig]:
-    """int4 with W dequantized into A (w4a16_wgmma_tiled.py): weight rows and warp groups, x rows
-    per program, stages, words through the ring or in registers. 256-row x tiles take 64-column
-    steps (registers)."""
+def tiled_candidates(m: int, fmt: str = "int4") -> list[WgmmaConfig]:
+    """W dequantized into A, M tiled. int4 (w4a16_wgmma_tiled.py): weight rows and warp groups, x
+    rows per program, stages, words through the ring or in registers; 256-row x tiles take
+    64-column steps (registers). NF4 (nf4_wgmma.py, one warp group of 64 rows): x rows, absmax
+    blocks per step, stages."""
+    if fmt == "nf4":
+        return [
+            WgmmaConfig(block_n=64, block_m=bm, programs_per_sm=1, stages=st, prepare_x=True,
+                        blocks_per_step=b, dequantize_a=True)
+            for bm in (64, 128) for b in (1, 2, 4) for st in (2, 3)
+        ]  # fmt: skip
     block_ms = [bm for bm in (32, 64, 128, 256) if bm // 2 < m and (m <= 2 * bm or bm == 256)]
     shapes = [(64, 4, st, regs) for st in (3, 4) for regs in (False, True)]
     shapes += [(128, 8, st, True) for st in (3, 4)]
@@ -78,7 +85,7 @@ def sweep(m: int, k: int, n: int, fmt: str, tiled: bool = False) -> None:
     default = graph_us([functools.partial(call, x, q, None) for q in weights])
     tl = graph_us([functools.partial(call, x, q, config_for(m, fmt)) for q in weights])
     rows = []
-    for c in tiled_candidates(m) if tiled else candidates(m, fmt):
+    for c in tiled_candidates(m, fmt) if tiled else candidates(m, fmt):
         try:
             err = (wgmma_call(x, weights[0], c, fmt).float() - want).abs().max().item()
         except Exception as e:  # a config that does not build
@@ -105,10 +112,10 @@ def main() -> int:
     parser.add_argument("--format", choices=("int4", "nf4"), default="int4")
     parser.add_argument("--m", default="1,16,32,64")
     parser.add_argument("--layers", default=",".join(f"{k}x{n}" for k, n, _ in LLAMA3_8B_LAYERS))
-    parser.add_argument("--tiled", action="store_true", help="int4 with W dequantized into A (M >= 33)")
+    parser.add_argument(
+        "--tiled", action="store_true", help="W dequantized into A, M tiled (int4 from 33 rows, NF4 from 65)"
+    )
     args = parser.parse_args()
-    if args.tiled and args.format != "int4":
-        parser.error("--tiled is int4's (w4a16_wgmma_tiled.py)")
     if not available(torch.device("cuda")):
         print("the wgmma kernel needs an sm_90 GPU")
         return 1
