@@ -129,8 +129,8 @@ NF4_WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (16, WgmmaConfig(block_n=64, programs_per_sm=4, stages=2, blocks_per_step=2)),
     (32, WgmmaConfig(block_n=64, block_m=32, programs_per_sm=4, stages=2, prepare_x=True, blocks_per_step=2)),
     (64, WgmmaConfig(block_n=64, block_m=64, programs_per_sm=4, stages=3, prepare_x=True)),
-    # from 65 rows the codes are scaled in the A registers and M is tiled: int4's tiled defaults
-    # (runs 45-49) with two absmax blocks a step, not swept for NF4 yet (run 53 measured it)
+    # from 65 rows the codes are scaled in the A registers and M is tiled: 128 x rows, two absmax
+    # blocks a step (sweep_wgmma.py --tiled --format nf4, 0007 run 54: the best at M = 128, 256)
     (None, WgmmaConfig(block_n=64, block_m=128, blocks_per_step=2, prepare_x=True, **_TILED)),
 )
 
