@@ -470,11 +470,12 @@ def plan_splits(config: WgmmaConfig, M: int, N: int, k_steps: int, out: torch.Te
     """(output tiles along N, splits along K, K steps per split, where the program's results go:
     the fp32 partials [splits, M, N] when K is split, else `out`) for one launch of `config`
     whose grid also has `m_tiles` tiles along M."""
-    from inferlab.kernels._matmul_plan import _num_sms, split_k_for
+    from inferlab.kernels._matmul_plan import MAX_SPLIT_K, TILED_MAX_SPLIT_K, _num_sms, split_k_for
 
     num_tiles = triton.cdiv(N, config.block_n)
     sms = _num_sms(out.device)
-    split = config.split_k or split_k_for(num_tiles * m_tiles, k_steps, sms, config.programs_per_sm)
+    most = TILED_MAX_SPLIT_K if config.dequantize_a else MAX_SPLIT_K
+    split = config.split_k or split_k_for(num_tiles * m_tiles, k_steps, sms, config.programs_per_sm, most)
     steps_per_split = triton.cdiv(k_steps, min(split, k_steps))
     split = triton.cdiv(k_steps, steps_per_split)  # splits that would start past K are dropped
     partial = torch.empty((split, M, N), dtype=torch.float32, device=out.device) if split > 1 else out
