@@ -6,6 +6,8 @@ PyTorch, and the config errors. On an sm_90 GPU: the kernel against the referenc
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -145,8 +147,8 @@ def test_strided_x_on_hopper():
 
 
 def test_split_k_stops_at_eight_for_the_tiled_kernel(monkeypatch):
-    """16 programs on 132 SMs: the rule would split K 16 ways; the tiled kernel stops at 8 (on
-    4096 -> 1024, 15-20% faster: 0007 run 55), the fold kernel keeps 16."""
+    """16 programs on 132 SMs: the rule would split K 16 ways; from 65 rows the tiled kernel stops
+    at 8 (on 4096 -> 1024, 14-20% faster: 0007 runs 55-56), at 64 rows and in the fold kernel 16."""
     from inferlab.kernels import _matmul_plan
     from inferlab.kernels.w4a16_wgmma import plan_splits
 
@@ -156,3 +158,4 @@ def test_split_k_stops_at_eight_for_the_tiled_kernel(monkeypatch):
     fold = WgmmaConfig(block_n=64, block_m=64, programs_per_sm=1)
     assert plan_splits(tiled, 128, 1024, 32, out)[1] == 8
     assert plan_splits(fold, 64, 1024, 32, out[:64])[1] == 16
+    assert plan_splits(dataclasses.replace(tiled, block_m=64), 64, 1024, 32, out[:64])[1] == 16

@@ -157,8 +157,9 @@ DEQUANT_MIN_M = {"int4": 128, "nf4": 64}
 DEQUANT_FORMATS = tuple(DEQUANT_MIN_M)
 TARGET_PROGRAMS_PER_SM = 2  # split K until output tiles x splits reach this many programs per SM
 MAX_SPLIT_K = 16  # partials are SPLIT_K x M x N fp32: more splits cost more than they hide
-# the tiled wgmma kernels (dequantize_a) move M x N x 4 bytes of partials per split: on 4096 ->
-# 1024 at M = 128 and 256, 8 splits were 15-20% faster than the 16 the rule gave (0007 run 55)
+# the tiled wgmma kernels (dequantize_a) move M x N x 4 bytes of partials per split: from 65 rows
+# (4096 -> 1024 at M = 128 and 256) 8 splits were 14-20% faster than the rule's 16; at 64 rows 16
+# still led by 5% (0007 runs 55-56)
 TILED_MAX_SPLIT_K = 8
 INTERPRETER_SMS = 2  # what the split-K rule assumes without a GPU (keeps test programs few)
 REDUCE_BLOCK = 1024  # outputs per program of the split-K reduction (second launch)

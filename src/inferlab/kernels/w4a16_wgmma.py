@@ -474,7 +474,7 @@ def plan_splits(config: WgmmaConfig, M: int, N: int, k_steps: int, out: torch.Te
 
     num_tiles = triton.cdiv(N, config.block_n)
     sms = _num_sms(out.device)
-    most = TILED_MAX_SPLIT_K if config.dequantize_a else MAX_SPLIT_K
+    most = TILED_MAX_SPLIT_K if config.dequantize_a and M > 64 else MAX_SPLIT_K
     split = config.split_k or split_k_for(num_tiles * m_tiles, k_steps, sms, config.programs_per_sm, most)
     steps_per_split = triton.cdiv(k_steps, min(split, k_steps))
     split = triton.cdiv(k_steps, steps_per_split)  # splits that would start past K are dropped
