@@ -98,6 +98,7 @@ INDEPENDENT: dict[int, dict[str, object]] = {
         "ops-per-weight": 128 / (4178.76e9 * 2 / 132 / 1.98e9),
         "ideal-speedup-m1": _gate_proj_time_us(1, 16) / _gate_proj_time_us(1, NF4_DOUBLE_BITS),
         "ideal-speedup-m128": _gate_proj_time_us(128, 16) / _gate_proj_time_us(128, NF4_DOUBLE_BITS),
+        "fold-break-even": 64,  # unpack 64 x 128 weights a step = fold 2 x 64 x BLOCK_M values
     },
     9: {
         "score-gib": 4096 * 4096 * 32 * 2 / 2**30,
