@@ -166,7 +166,7 @@ if HAVE_GLUON:
         steps ahead, or registers a step ahead with WORDS_IN_REGS), refill a ring slot, unpack
         and dequantize the words into A; then one synchronous wgmma into the accumulator (an
         asynchronous one, overlapping the next step's unpacking, was tried and left out: 0007
-        runs 46-49)."""
+        runs 46-51)."""
         pid = gl.program_id(0)
         m0 = (pid % m_tiles) * BLOCK_M
         pid_n = pid // m_tiles
