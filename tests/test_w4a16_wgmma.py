@@ -69,6 +69,8 @@ def test_prepare_x_permutes_and_sums_each_group(group_size, device):
     assert torch.equal(permuted, permute_like_kernel(x))
     want = x.float().view(3, 256 // group_size, group_size).sum(-1).t()
     torch.testing.assert_close(sums, want, rtol=1e-6, atol=1e-5)
+    unsummed, no_sums = prepare_x(x, group_size, sums=False)  # the tiled kernel's: no fold
+    assert torch.equal(unsummed, permuted) and no_sums.numel() == 0
 
 
 def test_magic_numbers_read_as_c_plus_q():

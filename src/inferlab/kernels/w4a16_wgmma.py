@@ -437,9 +437,10 @@ def permute_like_kernel(x: torch.Tensor) -> torch.Tensor:
 
 
 @triton.jit
-def _prepare_x_kernel(x_ptr, x_out_ptr, xsum_ptr, M, K, stride_xm, G: tl.constexpr, NF4: tl.constexpr):
+def _prepare_x_kernel(x_ptr, x_out_ptr, xsum_ptr, M, K, stride_xm, G: tl.constexpr, NF4: tl.constexpr,
+                      SUMS: tl.constexpr):  # fmt: skip
     """Program (row m, group g): x[m, group] in the wgmma kernel's K order (int4's, or with NF4
-    nf4_wgmma.py's), and its fp32 sum (int4's fold needs it)."""
+    nf4_wgmma.py's), and with SUMS its fp32 sum (int4's fold needs it)."""
     m = tl.program_id(0).to(tl.int64)
     g = tl.program_id(1).to(tl.int64)
     k = tl.arange(0, G)  # logical k' = 32c + 16b + 8h + 2t + e, read from its physical position
@@ -450,20 +451,26 @@ def _prepare_x_kernel(x_ptr, x_out_ptr, xsum_ptr, M, K, stride_xm, G: tl.constex
         physical = 32 * c + 8 * t + 4 * e + 2 * b + h
     v = tl.load(x_ptr + m * stride_xm + g * G + physical)
     tl.store(x_out_ptr + m * K + g * G + k, v)
-    if not NF4:
+    if SUMS:
         tl.store(xsum_ptr + g * M + m, tl.sum(v.to(tl.float32), axis=0))
 
 
-def prepare_x(x: torch.Tensor, group_size: int, nf4: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def prepare_x(
+    x: torch.Tensor, group_size: int, nf4: bool = False, sums: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """x [M, K] -> (x in the kernel's K order [M, K], its sums per group [K / G, M] fp32; with
-    `nf4`, nf4_wgmma.py's order and no sums): done once per call, so that each of the kernel's
+    `nf4`, nf4_wgmma.py's order; no sums with `nf4` or without `sums`, which only the int4 fold
+    reads): done once per call, so that each of the kernel's
     programs copies x's tiles instead of permuting (and summing) them (at M = 32 that work cost
     more than the weights' unpacking; 0007 run 17)."""
     M, K = x.shape
     x_out = torch.empty((M, K), dtype=x.dtype, device=x.device)
-    sums = torch.empty((0 if nf4 else K // group_size, M), dtype=torch.float32, device=x.device)
-    _prepare_x_kernel[(M, K // group_size)](x, x_out, sums, M, K, x.stride(0), G=group_size, NF4=nf4)
-    return x_out, sums
+    sums = sums and not nf4
+    x_sums = torch.empty((K // group_size if sums else 0, M), dtype=torch.float32, device=x.device)
+    _prepare_x_kernel[(M, K // group_size)](
+        x, x_out, x_sums, M, K, x.stride(0), G=group_size, NF4=nf4, SUMS=sums
+    )  # fmt: skip
+    return x_out, x_sums
 
 
 def plan_splits(config: WgmmaConfig, M: int, N: int, k_steps: int, out: torch.Tensor, m_tiles: int = 1):

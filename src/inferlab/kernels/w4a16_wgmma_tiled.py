@@ -229,7 +229,7 @@ def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config:
     num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // step_k, out, m_tiles)
     magic_bits, magic_value = MAGIC[x.dtype]
     zeros = qweight.zeros
-    x, _ = prepare_x(x, G)
+    x, _ = prepare_x(x, G, sums=False)  # no fold here: the sums would go unread
     _int4_wgmma_tiled_kernel[(num_tiles * m_tiles, split)](
         x, out, partial, qweight.qweight, qweight.scales, qweight.scales if zeros is None else zeros,
         M, N, K, x.stride(0), steps_per_split * step_k, m_tiles, PAIR_MASK, magic_bits, magic_value,
