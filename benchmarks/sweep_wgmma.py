@@ -8,6 +8,7 @@ to exceed 3x the L2.
 
     python3 benchmarks/sweep_wgmma.py [--format int4|nf4] [--m 1,16,32,64] [--layers 4096x14336,...]
     python3 benchmarks/sweep_wgmma.py --tiled --m 64,128,256   # W dequantized into A, M tiled
+    python3 benchmarks/sweep_wgmma.py --ws --m 64,128,256      # a producer warp group dequantizes W
 """
 
 from __future__ import annotations
@@ -46,6 +47,18 @@ def tiled_candidates(m: int, fmt: str = "int4") -> list[WgmmaConfig]:
     ]  # fmt: skip
 
 
+def ws_candidates(m: int) -> list[WgmmaConfig]:
+    """int4, warp-specialized (w4a16_wgmma_ws.py): x rows per program, stages of the ring (as many
+    as fit in shared memory: a 256-row slot is 52 KB), programs per SM for the split-K rule."""
+    stages = {64: (3, 4, 6), 128: (3, 4, 5), 256: (3, 4)}
+    block_ms = [bm for bm in (64, 128, 256) if bm // 2 < m and (m <= 2 * bm or bm == 256)]
+    return [
+        WgmmaConfig(block_n=128, block_m=bm, num_warps=8, programs_per_sm=p, stages=st,
+                    dequantize_a=True, warp_specialized=True)
+        for bm in block_ms for st in stages[bm] for p in (1, 2)
+    ]  # fmt: skip
+
+
 def candidates(m: int, fmt: str) -> list[WgmmaConfig]:
     """Around the per-M defaults (WGMMA_CONFIGS): tile, programs per SM, stages of the words'
     ring, and x permuted (and summed) per program or once per call. NF4's kernel takes one warp
@@ -74,7 +87,7 @@ def wgmma_call(x, q, config, fmt):
     return int4_wgmma_matmul(x, q, out, config)
 
 
-def sweep(m: int, k: int, n: int, fmt: str, tiled: bool = False) -> None:
+def sweep(m: int, k: int, n: int, fmt: str, tiled: bool = False, ws: bool = False) -> None:
     call, dense, nbytes, clone = make_weights(fmt, n, k)
     weights = [clone() for _ in range(copies_for(nbytes))]
     denses = [dense] * 2
@@ -85,7 +98,7 @@ def sweep(m: int, k: int, n: int, fmt: str, tiled: bool = False) -> None:
     default = graph_us([functools.partial(call, x, q, None) for q in weights])
     tl = graph_us([functools.partial(call, x, q, config_for(m, fmt)) for q in weights])
     rows = []
-    for c in tiled_candidates(m, fmt) if tiled else candidates(m, fmt):
+    for c in ws_candidates(m) if ws else tiled_candidates(m, fmt) if tiled else candidates(m, fmt):
         try:
             err = (wgmma_call(x, weights[0], c, fmt).float() - want).abs().max().item()
         except Exception as e:  # a config that does not build
@@ -115,6 +128,9 @@ def main() -> int:
     parser.add_argument(
         "--tiled", action="store_true", help="W dequantized into A, M tiled (int4 from 33 rows, NF4 from 65)"
     )
+    parser.add_argument(
+        "--ws", action="store_true", help="int4, warp-specialized: a producer warp group dequantizes W"
+    )
     args = parser.parse_args()
     if not available(torch.device("cuda")):
         print("the wgmma kernel needs an sm_90 GPU")
@@ -123,7 +139,7 @@ def main() -> int:
     for layer in args.layers.split(","):
         k, n = map(int, layer.split("x"))
         for m in map(int, args.m.split(",")):
-            sweep(m, k, n, args.format, args.tiled)
+            sweep(m, k, n, args.format, args.tiled, args.ws)
     return 0
 
 

@@ -111,8 +111,13 @@ class WgmmaConfig:
     dequantize_a: bool = False
     step_k: int | None = None  # int4 with dequantize_a: K per step (None: the group)
     words_in_registers: bool = False  # int4 with dequantize_a: words a step ahead, not by the ring
+    # int4 with dequantize_a: a producer warp group dequantizes W into shared memory beside the
+    # consumers' asynchronous wgmma (w4a16_wgmma_ws.py; block_n 128, num_warps 8: the consumers)
+    warp_specialized: bool = False
 
     def __post_init__(self) -> None:
+        if self.warp_specialized and not self.dequantize_a:
+            raise ValueError("warp_specialized dequantizes W whole: it needs dequantize_a=True")
         if self.prepare_x and self.num_warps != 4 and not self.dequantize_a:
             # step i refills the x slot that step i - 1's wgmma read; with one warp group that
             # wgmma is finished for every warp, with two the other group's may still be reading it
@@ -125,6 +130,7 @@ class WgmmaConfig:
         prepared += f" {self.blocks_per_step} blocks/step" if self.blocks_per_step > 1 else ""
         prepared += f" dequantized-A m{self.block_m} k{self.step_k or 'G'}" if self.dequantize_a else ""
         prepared += " words-in-regs" if self.words_in_registers else ""
+        prepared += " warp-specialized" if self.warp_specialized else ""
         tiles = f"wgmma n{self.block_n} w{self.num_warps} s{self.stages}"
         return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}"
 
@@ -491,11 +497,16 @@ def plan_splits(config: WgmmaConfig, M: int, N: int, k_steps: int, out: torch.Te
 
 def int4_wgmma_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: WgmmaConfig) -> torch.Tensor:
     """x [M, K] @ W.T into `out` [M, N] with the wgmma kernel (inputs already validated by
-    w4a16_matmul): this module's for M <= 64, w4a16_wgmma_tiled.py's with `config.dequantize_a`."""
+    w4a16_matmul): this module's for M <= 64, w4a16_wgmma_tiled.py's with `config.dequantize_a`,
+    w4a16_wgmma_ws.py's with `config.warp_specialized`."""
     from inferlab.kernels._matmul_plan import reduce_partials
 
     if x.stride(1) != 1:  # the kernel reads along K with unit stride (any row stride is fine)
         x = x.contiguous()
+    if config.warp_specialized:
+        from inferlab.kernels.w4a16_wgmma_ws import int4_wgmma_ws_matmul
+
+        return int4_wgmma_ws_matmul(x, qweight, out, config)
     if config.dequantize_a:
         from inferlab.kernels.w4a16_wgmma_tiled import int4_wgmma_tiled_matmul
 

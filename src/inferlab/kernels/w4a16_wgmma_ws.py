@@ -1,0 +1,301 @@
+"""int4 weight-only matmul for prefill-sized M: a warp-specialized Hopper GEMM whose producer dequantizes.
+
+w4a16_wgmma_tiled.py dequantizes W into wgmma's A registers, so each program unpacks, then waits
+for its own wgmma, then for its copies: on an H100 at M = 128 the tensor pipe was busy 42% of the
+time (0007 run 47). An asynchronous wgmma that would overlap the unpacking cannot read A from
+registers safely in Gluon (run 49). This kernel splits the work between warps instead:
+
+- a **producer** warp group (`_produce`) issues the TMA copies of each K step's operands (x's
+  tile, the packed words, the group's scales and zero points) into a ring of `STAGES` slots,
+  STAGES - 1 steps ahead, then dequantizes the step's words into a bf16/fp16 weight tile in
+  shared memory, in the layout wgmma reads;
+- the **consumer** warp groups (`_consume`, the default partition) issue asynchronous wgmma with
+  both operands from shared memory, one step in flight while the next waits, and hand each slot
+  back once its wgmma has completed.
+
+So the unpacking runs beside the tensor cores, not between their instructions: per K step of 64
+a producer thread dequantizes one row of W (8 words), about 21 instructions per word, while the
+consumers' wgmma of a [128, BLOCK_M, 64] step takes 256 cycles (BLOCK_M = 64) to 1024 (256).
+
+The arithmetic per 32-bit word of 8 nibbles (`_dequantize_words`, inline PTX):
+
+    a_s = (word >> 4s) & 0x000F000F | C             nibbles s and s + 4 as C + q, s = 0..3
+    a_s = (a_s - (C + z)) * scale                   bf16x2 (fp16x2): exact, then one rounding
+    prmt into pairs (0, 1), (2, 3), (4, 5), (6, 7)  W's natural K order
+
+C = 128 in bf16 (0x4300: its 7 mantissa bits are worth 1 there), 1024 in fp16. The subtraction is
+exact and the product rounds once, so W has the reference's bits; the natural order means x needs
+no permutation and its tiles come by TMA straight from the caller's tensor. A thread stores its
+row's 64 values as 16-byte chunks into a 128-byte-swizzled tile: no bank conflicts.
+
+The orientation is the tiled kernel's: wgmma's M is W's rows (64 per consumer warp group), its N
+is x's rows (BLOCK_M, up to 256), so one accumulator [BLOCK_N, BLOCK_M] and the same split-K and
+store as the other wgmma kernels (`plan_splits`, `_store_result`).
+
+Hopper only (sm_90). tests/test_w4a16_wgmma_ws.py compiles it on the CPU and checks it against the
+reference on a GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from inferlab.kernels.w4a16_wgmma import (
+    HAVE_GLUON,
+    MAGIC,
+    SUPPORTED_GROUP_SIZES,
+    WgmmaConfig,
+    plan_splits,
+)
+
+WS_BLOCK_M = (64, 128, 256)
+WS_BLOCK_N = 128  # two consumer warp groups of 64 weight rows
+PRODUCER_WARPS = 4
+PRODUCER_REGISTERS = 112  # the producer's registers (setmaxnreg); the consumers get the rest
+
+if HAVE_GLUON:
+    from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma_wait
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    from inferlab.kernels.w4a16_wgmma import (
+        _halves,
+        _store_result,
+        fence_async_shared,
+        gl,
+        gluon,
+        warpgroup_mma,
+    )
+
+    @gluon.jit
+    def _dequantize_words(words, zero_pairs, scale_pairs, dtype: gl.constexpr):
+        """[R, BLOCK_N] words -> [BLOCK_N, 8 R] dequantized weights in W's natural K order.
+        zero_pairs and scale_pairs: C + z and the scale per row, twice in an int32 (a 16-bit pair)."""
+        if dtype == gl.bfloat16:
+            asm: gl.constexpr = """{
+            .reg .b32 a<4>, t;
+            lop3.b32 a0, $4, 0x000F000F, 0x43004300, 0xea;
+            shr.u32 t, $4, 4;  lop3.b32 a1, t, 0x000F000F, 0x43004300, 0xea;
+            shr.u32 t, $4, 8;  lop3.b32 a2, t, 0x000F000F, 0x43004300, 0xea;
+            shr.u32 t, $4, 12; lop3.b32 a3, t, 0x000F000F, 0x43004300, 0xea;
+            sub.rn.bf16x2 a0, a0, $5; mul.rn.bf16x2 a0, a0, $6;
+            sub.rn.bf16x2 a1, a1, $5; mul.rn.bf16x2 a1, a1, $6;
+            sub.rn.bf16x2 a2, a2, $5; mul.rn.bf16x2 a2, a2, $6;
+            sub.rn.bf16x2 a3, a3, $5; mul.rn.bf16x2 a3, a3, $6;
+            prmt.b32 $0, a0, a1, 0x5410; prmt.b32 $1, a2, a3, 0x5410;
+            prmt.b32 $2, a0, a1, 0x7632; prmt.b32 $3, a2, a3, 0x7632;
+            }"""
+        else:
+            asm: gl.constexpr = """{
+            .reg .b32 a<4>, t;
+            lop3.b32 a0, $4, 0x000F000F, 0x64006400, 0xea;
+            shr.u32 t, $4, 4;  lop3.b32 a1, t, 0x000F000F, 0x64006400, 0xea;
+            shr.u32 t, $4, 8;  lop3.b32 a2, t, 0x000F000F, 0x64006400, 0xea;
+            shr.u32 t, $4, 12; lop3.b32 a3, t, 0x000F000F, 0x64006400, 0xea;
+            sub.rn.f16x2 a0, a0, $5; mul.rn.f16x2 a0, a0, $6;
+            sub.rn.f16x2 a1, a1, $5; mul.rn.f16x2 a1, a1, $6;
+            sub.rn.f16x2 a2, a2, $5; mul.rn.f16x2 a2, a2, $6;
+            sub.rn.f16x2 a3, a3, $5; mul.rn.f16x2 a3, a3, $6;
+            prmt.b32 $0, a0, a1, 0x5410; prmt.b32 $1, a2, a3, 0x5410;
+            prmt.b32 $2, a0, a1, 0x7632; prmt.b32 $3, a2, a3, 0x7632;
+            }"""
+        zero_pairs, _ = gl.broadcast(zero_pairs, words)
+        scale_pairs, _ = gl.broadcast(scale_pairs, words)
+        p01, p23, p45, p67 = gl.inline_asm_elementwise(
+            asm, "=r,=r,=r,=r,r,r,r", [words, zero_pairs, scale_pairs],
+            dtype=(gl.int32, gl.int32, gl.int32, gl.int32), is_pure=True, pack=1,
+        )  # fmt: skip
+        pairs = gl.join(gl.join(p01, p45), gl.join(p23, p67))  # [r, n, a, b]: pair 2a + b
+        lo, hi = _halves(pairs, dtype)
+        w = gl.join(lo, hi)  # [r, n, a, b, e]: k = 8r + 4a + 2b + e
+        w = gl.permute(w, [1, 0, 2, 3, 4])  # [n, r, a, b, e]
+        R: gl.constexpr = words.shape[0]
+        N: gl.constexpr = words.shape[1]
+        return gl.reshape(w, [N, 8 * R])
+
+    @gluon.jit
+    def _pairs(values):
+        """A 16-bit value twice in one int32: the second operand of a bf16x2/f16x2 instruction."""
+        bits = values.to(gl.int16, bitcast=True).to(gl.int32) & 0xFFFF
+        return bits | (bits << 16)
+
+    @gluon.jit
+    def _produce(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem,
+                 zero_smem, w_smem, ready, filled, empty, m0, n0, k_start, steps, magic_value,
+                 HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr, STAGES: gl.constexpr):  # fmt: skip
+        """The producer warp group: TMA copies STAGES - 1 steps ahead, then the dequantization of
+        each step's words into w_smem (then `filled`)."""
+        BLOCK_K: gl.constexpr = x_desc.block_type.shape[1]
+        BLOCK_N: gl.constexpr = w_smem.shape[1]
+        dtype: gl.constexpr = x_desc.dtype
+        step_bytes: gl.constexpr = (
+            x_desc.block_type.nbytes + word_desc.block_type.nbytes + scale_desc.block_type.nbytes
+            + (zero_desc.block_type.nbytes if HAS_ZEROS else 0)
+        )  # fmt: skip
+        warps: gl.constexpr = gl.num_warps()
+        word_layout: gl.constexpr = gl.BlockedLayout([BLOCK_K // 8, 1], [1, 32], [1, warps], [0, 1])
+        row_layout: gl.constexpr = word_layout  # a row vector [1, BLOCK_N], as the words hold it
+        for i in range(steps + STAGES - 1):
+            # dequantize step i - (STAGES - 1) first: the consumer hands back the slot that this
+            # iteration's copies fill only after the wgmma of the step dequantized here
+            d = i - (STAGES - 1)
+            if d >= 0:
+                slot = d % STAGES
+                mbarrier.wait(ready.index(slot), (d // STAGES) & 1)
+                words = word_smem.index(slot).load(word_layout)
+                scale = scale_smem.index(slot).load(row_layout)
+                if HAS_ZEROS:
+                    zero = zero_smem.index(slot).load(row_layout).to(gl.float32)
+                else:
+                    zero = gl.full([1, BLOCK_N], 8.0, gl.float32, row_layout)
+                zero_c = (zero + magic_value).to(dtype)  # C + z < 2^11: exact in 16 bits
+                w = _dequantize_words(words, _pairs(zero_c), _pairs(scale.to(dtype)), dtype)
+                w_smem.index(slot).store(w)
+                fence_async_shared()  # the generic-proxy stores, before wgmma's async-proxy reads
+                mbarrier.arrive(filled.index(slot))
+            if i < steps:  # the copies for step i, into the slot step i - STAGES used
+                slot = i % STAGES
+                mbarrier.wait(empty.index(slot), (i // STAGES) & 1 ^ 1)
+                k = k_start + i * BLOCK_K
+                mbarrier.expect(ready.index(slot), step_bytes)
+                tma.async_copy_global_to_shared(x_desc, [m0, k], ready.index(slot), x_smem.index(slot))
+                tma.async_copy_global_to_shared(
+                    word_desc, [k // 8, n0], ready.index(slot), word_smem.index(slot)
+                )  # fmt: skip
+                tma.async_copy_global_to_shared(
+                    scale_desc, [k // GROUP, n0], ready.index(slot), scale_smem.index(slot)
+                )  # fmt: skip
+                if HAS_ZEROS:
+                    tma.async_copy_global_to_shared(
+                        zero_desc, [k // GROUP, n0], ready.index(slot), zero_smem.index(slot)
+                    )  # fmt: skip
+
+    @gluon.jit
+    def _consume(x_smem, w_smem, ready, filled, empty, out_ptr, partial_ptr, m0, n0, M, N, steps,
+                 WRITE_PARTIAL: gl.constexpr, mma_layout: gl.constexpr):  # fmt: skip
+        """The consumer warp groups: one asynchronous wgmma per step, the previous one's slot
+        handed back once it has completed; then the result into y (or the split's partials)."""
+        STAGES: gl.constexpr = w_smem.shape[0]
+        BLOCK_N: gl.constexpr = w_smem.shape[1]
+        BLOCK_M: gl.constexpr = x_smem.shape[1]
+        acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
+        for i in range(steps):
+            slot = i % STAGES
+            phase = (i // STAGES) & 1
+            mbarrier.wait(ready.index(slot), phase)
+            mbarrier.wait(filled.index(slot), phase)
+            w_tile = w_smem.index(slot)
+            x_tile = x_smem.index(slot).permute([1, 0])
+            acc = warpgroup_mma(w_tile, x_tile, acc, is_async=True)
+            acc, _, _ = warpgroup_mma_wait(1, deps=(acc, w_tile, x_tile))  # step i - 1's has completed
+            mbarrier.arrive(empty.index((i + STAGES - 1) % STAGES), pred=i > 0)
+        acc = warpgroup_mma_wait(0, deps=(acc,))
+        offs_on = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
+        offs_om = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
+        _store_result(acc, out_ptr, partial_ptr, offs_om, offs_on, M, N, WRITE_PARTIAL)
+
+    @gluon.jit
+    def _int4_wgmma_ws_kernel(
+        x_desc, word_desc, scale_desc, zero_desc, out_ptr, partial_ptr,
+        M, N, K, k_per_split, m_tiles, magic_value,
+        HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, GROUP: gl.constexpr,
+        STAGES: gl.constexpr, PRODUCER_WARPS: gl.constexpr, PRODUCER_REGISTERS: gl.constexpr,
+        mma_layout: gl.constexpr, w_smem_layout: gl.constexpr,
+    ):  # fmt: skip
+        """Program (m tile + m_tiles x n tile, split): y[m tile, n tile] (or its split's fp32
+        partial), with the K steps of its split."""
+        BLOCK_M: gl.constexpr = x_desc.block_type.shape[0]
+        BLOCK_K: gl.constexpr = x_desc.block_type.shape[1]
+        BLOCK_N: gl.constexpr = word_desc.block_type.shape[1]
+        pid = gl.program_id(0)
+        m0 = (pid % m_tiles) * BLOCK_M
+        n0 = (pid // m_tiles) * BLOCK_N
+        k_start = gl.program_id(1) * k_per_split
+        steps = (gl.minimum(k_start + k_per_split, K) - k_start) // BLOCK_K  # whole steps
+
+        x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES, BLOCK_M, BLOCK_K], x_desc.layout)
+        word_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_K // 8, BLOCK_N], word_desc.layout)
+        scale_smem = gl.allocate_shared_memory(scale_desc.dtype, [STAGES, 1, BLOCK_N], scale_desc.layout)
+        zero_smem = gl.allocate_shared_memory(zero_desc.dtype, [STAGES, 1, BLOCK_N], zero_desc.layout)
+        w_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES, BLOCK_N, BLOCK_K], w_smem_layout)
+        ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        filled = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        for s in gl.static_range(STAGES):
+            mbarrier.init(ready.index(s), count=1)
+            mbarrier.init(filled.index(s), count=1)
+            mbarrier.init(empty.index(s), count=1)
+
+        gl.warp_specialize(
+            [
+                (_consume, (x_smem, w_smem, ready, filled, empty, out_ptr, partial_ptr, m0, n0, M, N,
+                            steps, WRITE_PARTIAL, mma_layout)),
+                (_produce, (x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem,
+                            zero_smem, w_smem, ready, filled, empty, m0, n0, k_start, steps,
+                            magic_value, HAS_ZEROS, GROUP, STAGES)),
+            ],
+            [PRODUCER_WARPS],
+            [PRODUCER_REGISTERS],
+        )  # fmt: skip
+
+
+@functools.cache
+def ws_layouts(block_m: int, block_k: int, dtype: torch.dtype) -> dict:
+    """The shared-memory layouts of the operands' copies and of the dequantized weight tile, and
+    the accumulator's (two consumer warp groups of 64 weight rows)."""
+    gl_dtype = gl.bfloat16 if dtype == torch.bfloat16 else gl.float16
+    flat = dict(swizzle_byte_width=0, transposed=False, rank=2)
+    return dict(
+        x=gl.NVMMASharedLayout.get_default_for([block_m, block_k], gl_dtype),
+        words=gl.NVMMASharedLayout(element_bitwidth=32, **flat),
+        scales=gl.NVMMASharedLayout(element_bitwidth=16, **flat),
+        zeros=gl.NVMMASharedLayout(element_bitwidth=8, **flat),
+        w=gl.NVMMASharedLayout.get_default_for([WS_BLOCK_N, block_k], gl_dtype),
+        mma=gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[8, 1], instr_shape=[16, block_m, 16]),
+    )
+
+
+def int4_wgmma_ws_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: WgmmaConfig) -> torch.Tensor:
+    """x [M, K] @ W.T into `out` [M, N] with the warp-specialized kernel (inputs already validated
+    by w4a16_matmul); M tiled by config.block_m."""
+    from inferlab.kernels._matmul_plan import reduce_partials
+    from inferlab.kernels._triton import triton
+
+    M, K = x.shape
+    N = out.shape[1]
+    G = qweight.group_size
+    if G not in SUPPORTED_GROUP_SIZES:
+        raise ValueError(f"group_size must be one of {SUPPORTED_GROUP_SIZES}, not {G}")
+    if config.block_m not in WS_BLOCK_M:
+        raise ValueError(f"block_m must be one of {WS_BLOCK_M} here, not {config.block_m}")
+    if config.block_n != WS_BLOCK_N or config.num_warps != 8:
+        raise ValueError(f"the warp-specialized kernel takes block_n={WS_BLOCK_N}, num_warps=8")
+    if config.stages < 2:
+        raise ValueError(f"stages must be at least 2, not {config.stages}")
+    if N % 16:  # the row strides of the words, scales and zero points: 16-byte multiples
+        raise ValueError(f"the warp-specialized kernel's TMA copies need N a multiple of 16, not {N}")
+    block_k = min(64, G)  # a step never spans two groups
+    if x.stride(1) != 1 or (x.stride(0) * x.element_size()) % 16 or x.data_ptr() % 16:
+        x = x.contiguous()
+    layouts = ws_layouts(config.block_m, block_k, x.dtype)
+    m_tiles = triton.cdiv(M, config.block_m)
+    num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // block_k, out, m_tiles)
+    zeros = qweight.zeros
+    scales = qweight.scales.to(x.dtype) if qweight.scales.dtype != x.dtype else qweight.scales
+    x_desc = TensorDescriptor.from_tensor(x, [config.block_m, block_k], layouts["x"])
+    word_desc = TensorDescriptor.from_tensor(qweight.qweight, [block_k // 8, WS_BLOCK_N], layouts["words"])
+    scale_desc = TensorDescriptor.from_tensor(scales, [1, WS_BLOCK_N], layouts["scales"])
+    zero_desc = TensorDescriptor.from_tensor(
+        zeros if zeros is not None else qweight.qweight.view(torch.uint8), [1, WS_BLOCK_N], layouts["zeros"]
+    )  # fmt: skip
+    _int4_wgmma_ws_kernel[(num_tiles * m_tiles, split)](
+        x_desc, word_desc, scale_desc, zero_desc, out, partial,
+        M, N, K, steps_per_split * block_k, m_tiles, MAGIC[x.dtype][1],
+        HAS_ZEROS=zeros is not None, WRITE_PARTIAL=split > 1, GROUP=G, STAGES=config.stages,
+        PRODUCER_WARPS=PRODUCER_WARPS, PRODUCER_REGISTERS=PRODUCER_REGISTERS,
+        mma_layout=layouts["mma"], w_smem_layout=layouts["w"], num_warps=8,
+    )  # fmt: skip
+    if split > 1:
+        reduce_partials(partial, out)
+    return out

@@ -1,0 +1,145 @@
+"""w4a16_wgmma_ws: int4 on wgmma, a producer warp group dequantizing W into shared memory.
+
+Without a GPU: the dequantization's PTX modelled in PyTorch (natural K order, the reference's
+bits), the kernel compiled for sm_90 (spills, wgmma and 16-byte stores per step, ptxas's
+serialization warnings) and the config errors. On an sm_90 GPU: the kernel against the reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from inferlab.kernels.quant_formats import dequantize_int4_ref, quantize_int4, unpack_int4_along_k
+from inferlab.kernels.w4a16 import w4a16_matmul_ref
+from inferlab.kernels.w4a16_wgmma import WgmmaConfig, int4_wgmma_matmul
+from sm90_compile import compiled_rows, hopper
+from test_w4a16_wgmma import check_against_fp64
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def _ws(block_m, **kw):
+    kw = dict(block_n=128, num_warps=8, dequantize_a=True, warp_specialized=True) | kw
+    return WgmmaConfig(block_m=block_m, **kw)
+
+
+def dequantize_like_kernel(words, zeros, scales, dtype):
+    """Plain-PyTorch model of `_dequantize_words`, step by step as the PTX does it: [K / 8, N]
+    words -> [N, K]. a_s = (word >> 4s) & 0x000F000F | C: nibbles s, s + 4 as C + q; then
+    (a_s - (C + z)) * scale in 16 bits; then the pairs rearranged by prmt."""
+    c = 128 if dtype == torch.bfloat16 else 1024
+    k8, n = words.shape
+    zc = (zeros.float() + c).to(dtype)  # [N]
+    pairs = []
+    for s in range(4):
+        t = (words >> (4 * s)) & 0x000F000F
+        lo = (t & 0xFFFF).float() + c  # C | q reads C + q: the low 4 mantissa bits are worth 1
+        hi = ((t >> 16) & 0xFFFF).float() + c
+        pairs.append([((v.to(dtype) - zc) * scales).to(dtype) for v in (lo, hi)])  # [K/8, N] each
+    # prmt: (0, 1) = lo(a0), lo(a1); (2, 3) = lo(a2), lo(a3); (4, 5) = hi(a0), hi(a1); (6, 7) = ...
+    order = [pairs[s][0] for s in range(4)] + [pairs[s][1] for s in range(4)]
+    return torch.stack(order, dim=1).reshape(k8 * 8, n).t()  # [K/8, 8, N] -> [K, N] -> [N, K]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_the_dequantization_gives_the_references_weights_in_natural_order(dtype):
+    w = torch.randn(64, 256, generator=_gen(0))
+    qw = quantize_int4(w, 128, symmetric=False, scale_dtype=dtype)
+    z = qw.zeros.to(torch.int32).repeat_interleave(2, dim=0)  # one row per 64-column step
+    s = qw.scales.repeat_interleave(2, dim=0)
+    steps = [
+        dequantize_like_kernel(qw.qweight[8 * i : 8 * i + 8], z[i], s[i], dtype) for i in range(256 // 64)
+    ]
+    assert torch.equal(torch.cat(steps, dim=1), dequantize_int4_ref(qw, dtype))
+    # with zero point 0 and scale 1 it is the nibbles themselves, in W's own K order
+    q = unpack_int4_along_k(qw.qweight)  # [K, N]
+    ones = torch.ones(64, dtype=dtype)
+    assert torch.equal(dequantize_like_kernel(qw.qweight, torch.zeros(64), ones, dtype), q.t().to(dtype))
+
+
+# ---------------------------------------------------------------- compiled for sm_90, no GPU
+COMPILE_WS = r"""
+import torch
+from inferlab.kernels import w4a16_wgmma_ws as WS
+
+def compile_one(bm, dt, zeros, stages, g=128, split=False):
+    tdt = torch.bfloat16 if dt == "bf16" else torch.float16
+    bk = min(64, g)
+    L = WS.ws_layouts(bm, bk, tdt)
+    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=split, GROUP=g, STAGES=stages,
+              PRODUCER_WARPS=WS.PRODUCER_WARPS, PRODUCER_REGISTERS=WS.PRODUCER_REGISTERS,
+              mma_layout=L["mma"], w_smem_layout=L["w"])
+    types = dict(x_desc=f"tensordesc<{dt}[{bm}, {bk}],{L['x']!r}>",
+                 word_desc=f"tensordesc<i32[{bk // 8}, 128],{L['words']!r}>",
+                 scale_desc=f"tensordesc<{dt}[1, 128],{L['scales']!r}>",
+                 zero_desc=f"tensordesc<u8[1, 128],{L['zeros']!r}>",
+                 out_ptr=f"*{dt}", partial_ptr="*fp32", magic_value="fp32")
+    ptx, spills = compile_sm90(WS._int4_wgmma_ws_kernel, cx, types, 8)
+    serialized = int("C7514" in LAST_REPORT or "C7515" in LAST_REPORT)
+    print("ROW", bm, bk, spills, ptx.count("wgmma.mma_async"), ptx.count("st.shared.v4"), serialized)
+
+compile_one(128, "bf16", True, 4)
+compile_one(256, "bf16", True, 4, split=True)
+compile_one(64, "fp16", False, 3, g=32)
+"""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the kernel runs for real below")
+def test_kernel_compiles_for_hopper_without_spills():
+    rows = compiled_rows(COMPILE_WS)
+    assert len(rows) == 3, rows
+    for row in rows:
+        bm, bk, spills, wgmmas, stores, serialized = map(int, row)
+        assert spills == 0, row
+        assert wgmmas == bk // 16, row  # one wgmma per 16 of K (both warp groups issue it)
+        assert stores == bk // 8, row  # a producer thread stores its row in 16-byte chunks
+        assert serialized == 0, row  # ptxas did not wait for each wgmma (C7514/C7515)
+
+
+def test_config_errors():
+    qw = quantize_int4(torch.randn(64, 256, generator=_gen(3)), 128, scale_dtype=torch.float16)
+    x = torch.randn(80, 256, generator=_gen(4)).half()
+    out = torch.empty(80, 64, dtype=torch.float16)
+    for config, message in [
+        (_ws(32), "block_m must be one of"),
+        (_ws(128, stages=1), "stages"),
+        (_ws(128, block_n=64), "block_n=128"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            int4_wgmma_matmul(x, qw, out, config)
+    with pytest.raises(ValueError, match="dequantize_a"):
+        WgmmaConfig(block_m=128, warp_specialized=True)
+    assert "warp-specialized" in _ws(128).label
+
+
+# ---------------------------------------------------------------- on an sm_90 GPU
+
+
+@hopper
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("group_size", [32, 64, 128])
+@pytest.mark.parametrize("symmetric", [False, True], ids=["zeros", "symmetric"])
+@pytest.mark.parametrize(
+    ("m", "k", "n", "config"),
+    [
+        (33, 512, 208, _ws(64)),  # masked rows, a partial weight tile
+        (130, 1024, 256, _ws(128)),  # two M tiles
+        (300, 768, 384, _ws(256, stages=3)),
+        (70, 1024, 192, _ws(64, split_k=3, stages=2)),  # split-K, the last split shorter
+        (200, 4096, 128, _ws(128, stages=5)),  # long K: many trips round the ring
+    ],
+)
+def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, config):
+    check_against_fp64(dtype, group_size, symmetric, m, k, n, config)  # W rounded as the reference
+
+
+@hopper
+def test_strided_x_and_fp32_scales_on_hopper():
+    qw = quantize_int4(torch.randn(128, 256, generator=_gen(7)).cuda(), 128, scale_dtype=torch.bfloat16)
+    wide = torch.randn(96, 512, generator=_gen(8)).to("cuda", torch.bfloat16)
+    x = wide[:, ::2]  # a column stride of 2
+    out = torch.empty(96, 128, device="cuda", dtype=torch.bfloat16)
+    got = int4_wgmma_matmul(x, qw, out, _ws(64))
+    torch.testing.assert_close(got, w4a16_matmul_ref(x.contiguous(), qw), rtol=2e-2, atol=2e-2)
