@@ -49,13 +49,15 @@ def tiled_candidates(m: int, fmt: str = "int4") -> list[WgmmaConfig]:
 
 def ws_candidates(m: int) -> list[WgmmaConfig]:
     """int4, warp-specialized (w4a16_wgmma_ws.py): x rows per program, stages of the ring (as many
-    as fit in shared memory: a 256-row slot is 52 KB), programs per SM for the split-K rule."""
+    as fit in shared memory: a 256-row slot is 52 KB), programs per SM for the split-K rule, one or
+    two dequantizing warp groups."""
     stages = {64: (3, 4, 6), 128: (3, 4, 5), 256: (3, 4)}
     block_ms = [bm for bm in (64, 128, 256) if bm // 2 < m and (m <= 2 * bm or bm == 256)]
     return [
         WgmmaConfig(block_n=128, block_m=bm, num_warps=8, programs_per_sm=p, stages=st,
-                    dequantize_a=True, warp_specialized=True)
-        for bm in block_ms for st in stages[bm] for p in (1, 2)
+                    dequantize_a=True, warp_specialized=True, dequantizers=d)
+        for bm in block_ms for st in stages[bm] for p in (1, 2) for d in (1, 2)
+        if not (d == 2 and bm == 256)  # 16 warps leave too few registers for a 256-row accumulator
     ]  # fmt: skip
 
 

@@ -64,12 +64,12 @@ COMPILE_WS = r"""
 import torch
 from inferlab.kernels import w4a16_wgmma_ws as WS
 
-def compile_one(bm, dt, zeros, stages, g=128, split=False):
+def compile_one(bm, dt, zeros, stages, g=128, split=False, dq=1):
     tdt = torch.bfloat16 if dt == "bf16" else torch.float16
     bk = min(64, g)
     L = WS.ws_layouts(bm, bk, tdt)
     cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=split, GROUP=g, STAGES=stages,
-              PRODUCER_WARPS=WS.PRODUCER_WARPS, PRODUCER_REGISTERS=WS.PRODUCER_REGISTERS,
+              DEQUANTIZERS=dq, DEQUANTIZER_REGISTERS=WS.DEQUANTIZER_REGISTERS[dq],
               mma_layout=L["mma"], w_smem_layout=L["w"])
     types = dict(x_desc=f"tensordesc<{dt}[{bm}, {bk}],{L['x']!r}>",
                  word_desc=f"tensordesc<i32[{bk // 8}, 128],{L['words']!r}>",
@@ -78,10 +78,11 @@ def compile_one(bm, dt, zeros, stages, g=128, split=False):
                  out_ptr=f"*{dt}", partial_ptr="*fp32", magic_value="fp32")
     ptx, spills = compile_sm90(WS._int4_wgmma_ws_kernel, cx, types, 8)
     serialized = int("C7514" in LAST_REPORT or "C7515" in LAST_REPORT)
-    print("ROW", bm, bk, spills, ptx.count("wgmma.mma_async"), ptx.count("st.shared.v4"), serialized)
+    print("ROW", bm, bk, dq, spills, ptx.count("wgmma.mma_async"), ptx.count("st.shared.v4"), serialized)
 
 compile_one(128, "bf16", True, 4)
 compile_one(256, "bf16", True, 4, split=True)
+compile_one(128, "fp16", True, 5, dq=2)
 compile_one(64, "fp16", False, 3, g=32)
 """
 
@@ -89,12 +90,13 @@ compile_one(64, "fp16", False, 3, g=32)
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the kernel runs for real below")
 def test_kernel_compiles_for_hopper_without_spills():
     rows = compiled_rows(COMPILE_WS)
-    assert len(rows) == 3, rows
+    assert len(rows) == 4, rows
     for row in rows:
-        bm, bk, spills, wgmmas, stores, serialized = map(int, row)
+        bm, bk, dequantizers, spills, wgmmas, stores, serialized = map(int, row)
         assert spills == 0, row
         assert wgmmas == bk // 16, row  # one wgmma per 16 of K (both warp groups issue it)
-        assert stores == bk // 8, row  # a producer thread stores its row in 16-byte chunks
+        # a dequantizing thread stores its row in 16-byte chunks (each warp group has its copy)
+        assert stores == bk // 8 * dequantizers, row
         assert serialized == 0, row  # ptxas did not wait for each wgmma (C7514/C7515)
 
 

@@ -114,6 +114,7 @@ class WgmmaConfig:
     # int4 with dequantize_a: a producer warp group dequantizes W into shared memory beside the
     # consumers' asynchronous wgmma (w4a16_wgmma_ws.py; block_n 128, num_warps 8: the consumers)
     warp_specialized: bool = False
+    dequantizers: int = 1  # warp_specialized: dequantizing warp groups (2: they take turns)
 
     def __post_init__(self) -> None:
         if self.warp_specialized and not self.dequantize_a:
@@ -130,7 +131,7 @@ class WgmmaConfig:
         prepared += f" {self.blocks_per_step} blocks/step" if self.blocks_per_step > 1 else ""
         prepared += f" dequantized-A m{self.block_m} k{self.step_k or 'G'}" if self.dequantize_a else ""
         prepared += " words-in-regs" if self.words_in_registers else ""
-        prepared += " warp-specialized" if self.warp_specialized else ""
+        prepared += f" warp-specialized d{self.dequantizers}" if self.warp_specialized else ""
         tiles = f"wgmma n{self.block_n} w{self.num_warps} s{self.stages}"
         return f"{tiles}{split} x{self.programs_per_sm}/SM{prepared}"
 

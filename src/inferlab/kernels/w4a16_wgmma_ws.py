@@ -52,8 +52,8 @@ from inferlab.kernels.w4a16_wgmma import (
 
 WS_BLOCK_M = (64, 128, 256)
 WS_BLOCK_N = 128  # two consumer warp groups of 64 weight rows
-PRODUCER_WARPS = 4
-PRODUCER_REGISTERS = 112  # the producer's registers (setmaxnreg); the consumers get the rest
+# setmaxnreg of each dequantizing warp group, by how many there are; the consumers get the rest
+DEQUANTIZER_REGISTERS = {1: 112, 2: 88}
 
 if HAVE_GLUON:
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma_wait
@@ -121,64 +121,67 @@ if HAVE_GLUON:
         return bits | (bits << 16)
 
     @gluon.jit
-    def _produce(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem,
-                 zero_smem, w_smem, ready, filled, empty, m0, n0, k_start, steps, magic_value,
-                 HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr, STAGES: gl.constexpr):  # fmt: skip
-        """The producer warp group: TMA copies STAGES - 1 steps ahead, then the dequantization of
-        each step's words into w_smem (then `filled`)."""
+    def _load(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
+              ready, step, m0, n0, k_start, HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr):  # fmt: skip
+        """Step `step`'s TMA copies (x's tile, the words, the group's scales and zero points) into
+        its ring slot, signalled on ready[slot]."""
+        STAGES: gl.constexpr = x_smem.shape[0]
         BLOCK_K: gl.constexpr = x_desc.block_type.shape[1]
-        BLOCK_N: gl.constexpr = w_smem.shape[1]
-        dtype: gl.constexpr = x_desc.dtype
         step_bytes: gl.constexpr = (
             x_desc.block_type.nbytes + word_desc.block_type.nbytes + scale_desc.block_type.nbytes
             + (zero_desc.block_type.nbytes if HAS_ZEROS else 0)
         )  # fmt: skip
-        warps: gl.constexpr = gl.num_warps()
-        word_layout: gl.constexpr = gl.BlockedLayout([BLOCK_K // 8, 1], [1, 32], [1, warps], [0, 1])
-        row_layout: gl.constexpr = word_layout  # a row vector [1, BLOCK_N], as the words hold it
-        for i in range(steps + STAGES - 1):
-            # dequantize step i - (STAGES - 1) first: the consumer hands back the slot that this
-            # iteration's copies fill only after the wgmma of the step dequantized here
-            d = i - (STAGES - 1)
-            if d >= 0:
-                slot = d % STAGES
-                mbarrier.wait(ready.index(slot), (d // STAGES) & 1)
-                words = word_smem.index(slot).load(word_layout)
-                scale = scale_smem.index(slot).load(row_layout)
-                if HAS_ZEROS:
-                    zero = zero_smem.index(slot).load(row_layout).to(gl.float32)
-                else:
-                    zero = gl.full([1, BLOCK_N], 8.0, gl.float32, row_layout)
-                zero_c = (zero + magic_value).to(dtype)  # C + z < 2^11: exact in 16 bits
-                w = _dequantize_words(words, _pairs(zero_c), _pairs(scale.to(dtype)), dtype)
-                w_smem.index(slot).store(w)
-                fence_async_shared()  # the generic-proxy stores, before wgmma's async-proxy reads
-                mbarrier.arrive(filled.index(slot))
-            if i < steps:  # the copies for step i, into the slot step i - STAGES used
-                slot = i % STAGES
-                mbarrier.wait(empty.index(slot), (i // STAGES) & 1 ^ 1)
-                k = k_start + i * BLOCK_K
-                mbarrier.expect(ready.index(slot), step_bytes)
-                tma.async_copy_global_to_shared(x_desc, [m0, k], ready.index(slot), x_smem.index(slot))
-                tma.async_copy_global_to_shared(
-                    word_desc, [k // 8, n0], ready.index(slot), word_smem.index(slot)
-                )  # fmt: skip
-                tma.async_copy_global_to_shared(
-                    scale_desc, [k // GROUP, n0], ready.index(slot), scale_smem.index(slot)
-                )  # fmt: skip
-                if HAS_ZEROS:
-                    tma.async_copy_global_to_shared(
-                        zero_desc, [k // GROUP, n0], ready.index(slot), zero_smem.index(slot)
-                    )  # fmt: skip
+        slot = step % STAGES
+        bar = ready.index(slot)
+        k = k_start + step * BLOCK_K
+        mbarrier.expect(bar, step_bytes)
+        tma.async_copy_global_to_shared(x_desc, [m0, k], bar, x_smem.index(slot))
+        tma.async_copy_global_to_shared(word_desc, [k // 8, n0], bar, word_smem.index(slot))
+        tma.async_copy_global_to_shared(scale_desc, [k // GROUP, n0], bar, scale_smem.index(slot))
+        if HAS_ZEROS:
+            tma.async_copy_global_to_shared(zero_desc, [k // GROUP, n0], bar, zero_smem.index(slot))
 
     @gluon.jit
-    def _consume(x_smem, w_smem, ready, filled, empty, out_ptr, partial_ptr, m0, n0, M, N, steps,
-                 WRITE_PARTIAL: gl.constexpr, mma_layout: gl.constexpr):  # fmt: skip
-        """The consumer warp groups: one asynchronous wgmma per step, the previous one's slot
-        handed back once it has completed; then the result into y (or the split's partials)."""
+    def _dequantize(word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps, magic_value,
+                    FIRST: gl.constexpr, EVERY: gl.constexpr, HAS_ZEROS: gl.constexpr):  # fmt: skip
+        """A dequantizing warp group: steps FIRST, FIRST + EVERY, ...: the words, scales and zero
+        points from their slot into the slot's weight tile (then `filled`)."""
+        STAGES: gl.constexpr = w_smem.shape[0]
+        BLOCK_N: gl.constexpr = w_smem.shape[1]
+        BLOCK_K: gl.constexpr = w_smem.shape[2]
+        dtype: gl.constexpr = w_smem.dtype
+        # a thread per weight row: its words (K) in registers, rows across lanes and warps
+        word_layout: gl.constexpr = gl.BlockedLayout([BLOCK_K // 8, 1], [1, 32], [1, gl.num_warps()], [0, 1])
+        for d in range(FIRST, steps, EVERY):
+            slot = d % STAGES
+            mbarrier.wait(ready.index(slot), (d // STAGES) & 1)
+            words = word_smem.index(slot).load(word_layout)
+            scale = scale_smem.index(slot).load(word_layout)  # a row vector [1, BLOCK_N]
+            if HAS_ZEROS:
+                zero = zero_smem.index(slot).load(word_layout).to(gl.float32)
+            else:
+                zero = gl.full([1, BLOCK_N], 8.0, gl.float32, word_layout)
+            zero_c = (zero + magic_value).to(dtype)  # C + z < 2^11: exact in 16 bits
+            w = _dequantize_words(words, _pairs(zero_c), _pairs(scale.to(dtype)), dtype)
+            w_smem.index(slot).store(w)
+            fence_async_shared()  # the generic-proxy stores, before wgmma's async-proxy reads
+            mbarrier.arrive(filled.index(slot))
+
+    @gluon.jit
+    def _consume(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
+                 w_smem, ready, filled, out_ptr, partial_ptr, m0, n0, M, N, k_start, steps,
+                 HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr, WRITE_PARTIAL: gl.constexpr,
+                 mma_layout: gl.constexpr):  # fmt: skip
+        """The consumer warp groups: one asynchronous wgmma per step; once the previous step's has
+        completed, its slot is free and they start the copies of the step STAGES later into it.
+        Then the result into y (or the split's partials)."""
         STAGES: gl.constexpr = w_smem.shape[0]
         BLOCK_N: gl.constexpr = w_smem.shape[1]
         BLOCK_M: gl.constexpr = x_smem.shape[1]
+        for i in gl.static_range(STAGES):  # fill the ring
+            if i < steps:
+                _load(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
+                      ready, i, m0, n0, k_start, HAS_ZEROS, GROUP)  # fmt: skip
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
         for i in range(steps):
             slot = i % STAGES
@@ -189,7 +192,10 @@ if HAVE_GLUON:
             x_tile = x_smem.index(slot).permute([1, 0])
             acc = warpgroup_mma(w_tile, x_tile, acc, is_async=True)
             acc, _, _ = warpgroup_mma_wait(1, deps=(acc, w_tile, x_tile))  # step i - 1's has completed
-            mbarrier.arrive(empty.index((i + STAGES - 1) % STAGES), pred=i > 0)
+            refill = i - 1 + STAGES
+            if (i > 0) & (refill < steps):
+                _load(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
+                      ready, refill, m0, n0, k_start, HAS_ZEROS, GROUP)  # fmt: skip
         acc = warpgroup_mma_wait(0, deps=(acc,))
         offs_on = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
         offs_om = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
@@ -200,7 +206,7 @@ if HAVE_GLUON:
         x_desc, word_desc, scale_desc, zero_desc, out_ptr, partial_ptr,
         M, N, K, k_per_split, m_tiles, magic_value,
         HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, GROUP: gl.constexpr,
-        STAGES: gl.constexpr, PRODUCER_WARPS: gl.constexpr, PRODUCER_REGISTERS: gl.constexpr,
+        STAGES: gl.constexpr, DEQUANTIZERS: gl.constexpr, DEQUANTIZER_REGISTERS: gl.constexpr,
         mma_layout: gl.constexpr, w_smem_layout: gl.constexpr,
     ):  # fmt: skip
         """Program (m tile + m_tiles x n tile, split): y[m tile, n tile] (or its split's fp32
@@ -221,23 +227,36 @@ if HAVE_GLUON:
         w_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES, BLOCK_N, BLOCK_K], w_smem_layout)
         ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         filled = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         for s in gl.static_range(STAGES):
             mbarrier.init(ready.index(s), count=1)
             mbarrier.init(filled.index(s), count=1)
-            mbarrier.init(empty.index(s), count=1)
 
-        gl.warp_specialize(
-            [
-                (_consume, (x_smem, w_smem, ready, filled, empty, out_ptr, partial_ptr, m0, n0, M, N,
-                            steps, WRITE_PARTIAL, mma_layout)),
-                (_produce, (x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem,
-                            zero_smem, w_smem, ready, filled, empty, m0, n0, k_start, steps,
-                            magic_value, HAS_ZEROS, GROUP, STAGES)),
-            ],
-            [PRODUCER_WARPS],
-            [PRODUCER_REGISTERS],
-        )  # fmt: skip
+        if DEQUANTIZERS == 1:
+            gl.warp_specialize(
+                [
+                    (_consume, (x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem,
+                                zero_smem, w_smem, ready, filled, out_ptr, partial_ptr, m0, n0, M, N,
+                                k_start, steps, HAS_ZEROS, GROUP, WRITE_PARTIAL, mma_layout)),
+                    (_dequantize, (word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps,
+                                   magic_value, 0, 1, HAS_ZEROS)),
+                ],
+                [4],
+                [DEQUANTIZER_REGISTERS],
+            )  # fmt: skip
+        else:  # two warp groups take turns, even and odd steps
+            gl.warp_specialize(
+                [
+                    (_consume, (x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem,
+                                zero_smem, w_smem, ready, filled, out_ptr, partial_ptr, m0, n0, M, N,
+                                k_start, steps, HAS_ZEROS, GROUP, WRITE_PARTIAL, mma_layout)),
+                    (_dequantize, (word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps,
+                                   magic_value, 0, 2, HAS_ZEROS)),
+                    (_dequantize, (word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps,
+                                   magic_value, 1, 2, HAS_ZEROS)),
+                ],
+                [4, 4],
+                [DEQUANTIZER_REGISTERS, DEQUANTIZER_REGISTERS],
+            )  # fmt: skip
 
 
 @functools.cache
@@ -271,6 +290,11 @@ def int4_wgmma_ws_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wg
         raise ValueError(f"block_m must be one of {WS_BLOCK_M} here, not {config.block_m}")
     if config.block_n != WS_BLOCK_N or config.num_warps != 8:
         raise ValueError(f"the warp-specialized kernel takes block_n={WS_BLOCK_N}, num_warps=8")
+    if config.dequantizers not in (1, 2) or (config.dequantizers == 2 and config.block_m == 256):
+        raise ValueError(
+            f"dequantizers must be 1 or 2 (1 with block_m=256: 16 warps leave too few registers for "
+            f"its accumulator), not {config.dequantizers}"
+        )
     if config.stages < 2:
         raise ValueError(f"stages must be at least 2, not {config.stages}")
     if N % 16:  # the row strides of the words, scales and zero points: 16-byte multiples
@@ -293,7 +317,7 @@ def int4_wgmma_ws_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wg
         x_desc, word_desc, scale_desc, zero_desc, out, partial,
         M, N, K, steps_per_split * block_k, m_tiles, MAGIC[x.dtype][1],
         HAS_ZEROS=zeros is not None, WRITE_PARTIAL=split > 1, GROUP=G, STAGES=config.stages,
-        PRODUCER_WARPS=PRODUCER_WARPS, PRODUCER_REGISTERS=PRODUCER_REGISTERS,
+        DEQUANTIZERS=config.dequantizers, DEQUANTIZER_REGISTERS=DEQUANTIZER_REGISTERS[config.dequantizers],
         mma_layout=layouts["mma"], w_smem_layout=layouts["w"], num_warps=8,
     )  # fmt: skip
     if split > 1:
