@@ -48,16 +48,17 @@ def tiled_candidates(m: int, fmt: str = "int4") -> list[WgmmaConfig]:
 
 
 def ws_candidates(m: int) -> list[WgmmaConfig]:
-    """int4, warp-specialized (w4a16_wgmma_ws.py): x rows per program, stages of the ring (as many
-    as fit in shared memory: a 256-row slot is 52 KB), programs per SM for the split-K rule, one or
-    two dequantizing warp groups."""
-    stages = {64: (3, 4, 6), 128: (3, 4, 5), 256: (3, 4)}
-    block_ms = [bm for bm in (64, 128, 256) if bm // 2 < m and (m <= 2 * bm or bm == 256)]
+    """int4, warp-specialized (w4a16_wgmma_ws.py): the x rows of one program (the smallest tile
+    that holds M, at most 256: each M tile dequantizes W again), stages of the ring (as many as fit
+    in shared memory: a 256-row slot is 52 KB; two dequantizing warp groups need an even number),
+    split-K by the rule at 1 or 2 programs per SM or none, one or two dequantizing warp groups."""
+    bm = next(b for b in (64, 128, 256) if m <= b or b == 256)
+    stages = {64: (3, 4, 6), 128: (3, 4, 5, 6), 256: (3, 4)}[bm]
     return [
-        WgmmaConfig(block_n=128, block_m=bm, num_warps=8, programs_per_sm=p, stages=st,
+        WgmmaConfig(block_n=128, block_m=bm, num_warps=8, programs_per_sm=p, split_k=split, stages=st,
                     dequantize_a=True, warp_specialized=True, dequantizers=d)
-        for bm in block_ms for st in stages[bm] for p in (1, 2) for d in (1, 2)
-        if not (d == 2 and bm == 256)  # 16 warps leave too few registers for a 256-row accumulator
+        for st in stages for p, split in ((1, None), (2, None), (1, 1)) for d in (1, 2)
+        if not (d == 2 and (bm == 256 or st % 2))  # 16 warps: too few registers for 256 rows
     ]  # fmt: skip
 
 
@@ -89,7 +90,9 @@ def wgmma_call(x, q, config, fmt):
     return int4_wgmma_matmul(x, q, out, config)
 
 
-def sweep(m: int, k: int, n: int, fmt: str, tiled: bool = False, ws: bool = False) -> None:
+def sweep(
+    m: int, k: int, n: int, fmt: str, tiled: bool = False, ws: bool = False, verbose: bool = False
+) -> None:
     call, dense, nbytes, clone = make_weights(fmt, n, k)
     weights = [clone() for _ in range(copies_for(nbytes))]
     denses = [dense] * 2
@@ -110,6 +113,8 @@ def sweep(m: int, k: int, n: int, fmt: str, tiled: bool = False, ws: bool = Fals
             print(f"  WRONG {c.label}: max error {err:.3g} > {budget:.3g}", flush=True)
             continue
         rows.append((graph_us([functools.partial(wgmma_call, x, q, c, fmt) for q in weights]), c))
+        if verbose:
+            print(f"    {rows[-1][0]:7.1f} {c.label}", flush=True)
     rows.sort(key=lambda r: r[0])
     best_us, best = rows[0] if rows else (math.nan, None)
     print(
@@ -133,6 +138,7 @@ def main() -> int:
     parser.add_argument(
         "--ws", action="store_true", help="int4, warp-specialized: a producer warp group dequantizes W"
     )
+    parser.add_argument("--verbose", action="store_true", help="print each config's time as it is measured")
     args = parser.parse_args()
     if not available(torch.device("cuda")):
         print("the wgmma kernel needs an sm_90 GPU")
@@ -141,7 +147,7 @@ def main() -> int:
     for layer in args.layers.split(","):
         k, n = map(int, layer.split("x"))
         for m in map(int, args.m.split(",")):
-            sweep(m, k, n, args.format, args.tiled, args.ws)
+            sweep(m, k, n, args.format, args.tiled, args.ws, args.verbose)
     return 0
 
 

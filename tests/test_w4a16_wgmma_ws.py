@@ -108,6 +108,8 @@ def test_config_errors():
         (_ws(32), "block_m must be one of"),
         (_ws(128, stages=1), "stages"),
         (_ws(128, block_n=64), "block_n=128"),
+        (_ws(128, dequantizers=2, stages=3), "even number of stages"),
+        (_ws(256, dequantizers=2, stages=4), "dequantizers must be"),
     ]:
         with pytest.raises(ValueError, match=message):
             int4_wgmma_matmul(x, qw, out, config)
@@ -128,7 +130,7 @@ def test_config_errors():
     [
         (33, 512, 208, _ws(64)),  # masked rows, a partial weight tile
         (130, 1024, 256, _ws(128)),  # two M tiles
-        (130, 1024, 272, _ws(128, dequantizers=2)),  # two dequantizing warp groups, odd steps last
+        (130, 1024, 272, _ws(128, stages=4, dequantizers=2)),  # two dequantizing warp groups
         (300, 768, 384, _ws(256, stages=3)),
         (70, 1024, 192, _ws(64, split_k=3, stages=2)),  # split-K, the last split shorter
         (200, 4096, 128, _ws(128, stages=5)),  # long K: many trips round the ring
