@@ -222,12 +222,17 @@ def test_w4a16_matmul_runs_wgmma_at_every_m(monkeypatch):
 
     calls = []
     real = w4a16.int4_wgmma_matmul
-    record = lambda *a: calls.append((a[0].shape[0], a[3].dequantize_a)) or real(*a)  # noqa: E731
+    kernel = lambda c: "ws" if c.warp_specialized else "tiled" if c.dequantize_a else "fold"  # noqa: E731
+    record = lambda *a: calls.append((a[0].shape[0], kernel(a[3]))) or real(*a)  # noqa: E731
     monkeypatch.setattr(w4a16, "int4_wgmma_matmul", record)
     qw = quantize_int4(torch.randn(128, 256, device="cuda"), 128, scale_dtype=torch.bfloat16)
     for m in (1, 2, 32, 33, 65, 300):
         w4a16.w4a16_matmul(torch.randn(m, 256, device="cuda", dtype=torch.bfloat16), qw)
-    assert calls == [(1, False), (2, False), (32, False), (33, True), (65, True), (300, True)]
+    odd_n = quantize_int4(torch.randn(200, 256, device="cuda"), 128, scale_dtype=torch.bfloat16)
+    got = w4a16.w4a16_matmul(torch.randn(65, 256, device="cuda", dtype=torch.bfloat16), odd_n)
+    assert got.shape == (65, 200)
+    expected = [(1, "fold"), (2, "fold"), (32, "fold"), (33, "tiled"), (65, "ws"), (300, "ws")]
+    assert calls == expected + [(65, "tiled")]  # N = 200: TMA cannot copy its zero points
     with pytest.raises(ValueError, match="at most 64"):
         x = torch.randn(65, 256, device="cuda", dtype=torch.bfloat16)
         w4a16.w4a16_matmul(x, qw, config=WgmmaConfig())

@@ -6,6 +6,8 @@ serialization warnings) and the config errors. On an sm_90 GPU: the kernel again
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -116,6 +118,22 @@ def test_config_errors():
     with pytest.raises(ValueError, match="dequantize_a"):
         WgmmaConfig(block_m=128, warp_specialized=True)
     assert "warp-specialized" in _ws(128).label
+
+
+def test_the_default_falls_back_to_the_tiled_kernel_where_tma_cannot_copy_the_weight():
+    from inferlab.kernels._matmul_plan import wgmma_config_for
+    from inferlab.kernels.w4a16_wgmma_ws import tma_ready
+
+    for m in (65, 128, 129, 4096):
+        assert wgmma_config_for(m).warp_specialized
+        fallback = wgmma_config_for(m, tma=False)
+        assert fallback.dequantize_a and not fallback.warp_specialized
+    assert not wgmma_config_for(64).warp_specialized  # at 64 rows the tiled kernel led (run 57)
+    qw = quantize_int4(torch.randn(64, 256, generator=_gen(5)), 128, scale_dtype=torch.bfloat16)
+    assert tma_ready(qw)
+    assert not tma_ready(quantize_int4(torch.randn(40, 256, generator=_gen(6)), 128))  # N = 40
+    shifted = torch.empty(qw.qweight.numel() + 1, dtype=torch.int32)[1:].view_as(qw.qweight)
+    assert not tma_ready(dataclasses.replace(qw, qweight=shifted))  # 4-byte aligned only
 
 
 # ---------------------------------------------------------------- on an sm_90 GPU

@@ -15,7 +15,8 @@ before it can exit), so only FMA_CONFIGS use it. With SPLIT_K = 1 the kernel sto
 
 ## Configs (module constants, no autotuning at import)
 
-WGMMA_CONFIGS for int4 (from 33 rows w4a16_wgmma_tiled.py) and NF4_WGMMA_CONFIGS for NF4 (from
+WGMMA_CONFIGS for int4 (33 to 64 rows w4a16_wgmma_tiled.py, from 65 w4a16_wgmma_ws.py where TMA can
+copy the weight, else WGMMA_TILED_CONFIGS) and NF4_WGMMA_CONFIGS for NF4 (from
 65 rows the codes scaled in the A registers), any M on sm_90 (w4a16_wgmma.py, nf4_wgmma.py;
 chosen on an H100 and an H200 by `benchmarks/sweep_wgmma.py`),
 else FMA_CONFIGS (CUDA-core GEMV) for one row where a
@@ -111,15 +112,25 @@ GEMV_CONFIG = GEMV_CONFIGS["int4"]
 # on an H200 by sweep_wgmma.py --tiled, 0007 runs 45-49). (largest M or None, config)
 WGMMA_MIN_M, WGMMA_MAX_M = 1, 64  # the fold kernels' rows (int4 and NF4)
 _TILED = dict(programs_per_sm=1, stages=3, dequantize_a=True)  # w4a16_wgmma_tiled.py
+# w4a16_wgmma_ws.py: two consumer warp groups of 64 weight rows, K split into one wave
+_WS = dict(block_n=128, num_warps=8, programs_per_sm=1, dequantize_a=True, warp_specialized=True)
 WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (1, WgmmaConfig(block_n=128, block_m=8, programs_per_sm=2, stages=2)),
     (16, WgmmaConfig(block_n=128, programs_per_sm=1, stages=2)),
     (32, WgmmaConfig(block_n=128, block_m=32, programs_per_sm=1, stages=2, prepare_x=True)),
     (64, WgmmaConfig(block_n=128, block_m=64, num_warps=8, words_in_registers=True, **_TILED)),
+    # from 65 rows a producer warp group dequantizes W into shared memory beside the consumers'
+    # wgmma (sweep_wgmma.py --ws on an H200, 0007 runs 59-60: on the four layers 1.2-1.6x the
+    # tiled kernel below at M = 128 and 256)
+    (128, WgmmaConfig(block_m=128, stages=6, dequantizers=2, **_WS)),
+    (None, WgmmaConfig(block_m=256, stages=4, **_WS)),
+)
+# where TMA cannot take the weight (N not a multiple of 16, a tensor not 16-byte aligned: see
+# w4a16_wgmma_ws.tma_ready), W dequantized into the A registers instead (0007 runs 45-49)
+WGMMA_TILED_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (128, WgmmaConfig(block_n=64, block_m=128, **_TILED)),
     (None, WgmmaConfig(block_n=64, block_m=256, step_k=64, words_in_registers=True, **_TILED)),
 )
-
 
 WGMMA_FORMATS = ("int4", "nf4")
 # NF4 (nf4_wgmma.py), chosen on an H200 (sweep_wgmma.py --format nf4, 0007 runs 32-35, 41): 64-row
@@ -135,10 +146,14 @@ NF4_WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
 )
 
 
-def wgmma_config_for(M: int, fmt: str = "int4") -> WgmmaConfig:
-    """The wgmma kernels' config for M rows of format `fmt` ("int4" or "nf4")."""
+def wgmma_config_for(M: int, fmt: str = "int4", tma: bool = True) -> WgmmaConfig:
+    """The wgmma kernels' config for M rows of format `fmt` ("int4" or "nf4"); `tma` False: the
+    weight's tensors cannot be copied by TMA, so no warp-specialized kernel."""
     table = NF4_WGMMA_CONFIGS if fmt == "nf4" else WGMMA_CONFIGS
-    return next(c for max_m, c in table if max_m is None or M <= max_m)
+    config = next(c for max_m, c in table if max_m is None or M <= max_m)
+    if config.warp_specialized and not tma:
+        config = next(c for max_m, c in WGMMA_TILED_CONFIGS if max_m is None or M <= max_m)
+    return config
 
 
 # (largest M, config) past GEMV_MAX_M, for every format; the whole-tile unpacking led everywhere

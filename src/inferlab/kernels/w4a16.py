@@ -147,6 +147,7 @@ from inferlab.kernels.w4a16_shapes import (  # noqa: F401
 )
 from inferlab.kernels.w4a16_wgmma import WgmmaConfig, int4_wgmma_matmul
 from inferlab.kernels.w4a16_wgmma import available as wgmma_available
+from inferlab.kernels.w4a16_wgmma_ws import tma_ready
 
 ACT_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -243,7 +244,7 @@ def w4a16_matmul(
     if config is None and path == "dequant":
         return torch.mm(x, int4_weight_t(qweight, x.dtype), out=out)
     if isinstance(config, WgmmaConfig) or (config is None and path == "wgmma"):
-        config = config or wgmma_config_for(x.shape[0])
+        config = config or wgmma_config_for(x.shape[0], tma=tma_ready(qweight))
         _check_wgmma(x, config)
         if x.shape[0] == 0:
             return out

@@ -259,6 +259,13 @@ if HAVE_GLUON:
             )  # fmt: skip
 
 
+def tma_ready(qweight) -> bool:
+    """Whether TMA can copy this weight's tensors: every row stride a multiple of 16 bytes (N a
+    multiple of 16: the zero points are one byte each) and every base 16-byte aligned."""
+    tensors = [qweight.qweight, qweight.scales] + ([] if qweight.zeros is None else [qweight.zeros])
+    return qweight.qweight.shape[1] % 16 == 0 and all(t.data_ptr() % 16 == 0 for t in tensors)
+
+
 @functools.cache
 def ws_layouts(block_m: int, block_k: int, dtype: torch.dtype) -> dict:
     """The shared-memory layouts of the operands' copies and of the dequantized weight tile, and
@@ -302,11 +309,14 @@ def int4_wgmma_ws_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wg
         raise ValueError(f"two dequantizing warp groups need an even number of stages, not {config.stages}")
     if config.stages < 2:
         raise ValueError(f"stages must be at least 2, not {config.stages}")
-    if N % 16:  # the row strides of the words, scales and zero points: 16-byte multiples
-        raise ValueError(f"the warp-specialized kernel's TMA copies need N a multiple of 16, not {N}")
+    if not tma_ready(qweight):
+        raise ValueError(
+            "the warp-specialized kernel copies the weight by TMA: it needs N a multiple of 16 and "
+            "16-byte aligned qweight, scales and zeros (w4a16_matmul falls back to the tiled kernel)"
+        )
     block_k = min(64, G)  # a step never spans two groups
     if x.stride(1) != 1 or (x.stride(0) * x.element_size()) % 16 or x.data_ptr() % 16:
-        x = x.contiguous()
+        x = x.clone(memory_format=torch.contiguous_format)  # a fresh, aligned, dense copy
     layouts = ws_layouts(config.block_m, block_k, x.dtype)
     m_tiles = triton.cdiv(M, config.block_m)
     num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // block_k, out, m_tiles)
