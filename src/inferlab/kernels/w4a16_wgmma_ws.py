@@ -1,21 +1,24 @@
 """int4 weight-only matmul for prefill-sized M: a warp-specialized Hopper GEMM whose producer dequantizes.
 
 w4a16_wgmma_tiled.py dequantizes W into wgmma's A registers, so each program unpacks, then waits
-for its own wgmma, then for its copies: on an H100 at M = 128 the tensor pipe was busy 42% of the
-time (0007 run 47). An asynchronous wgmma that would overlap the unpacking cannot read A from
-registers safely in Gluon (run 49). This kernel splits the work between warps instead:
+for its own wgmma, then for its copies: at M = 128 the tensor pipe was busy 42% of the time
+(0007 run 47). An asynchronous wgmma that would overlap the unpacking cannot read A from
+registers safely in Gluon (run 49). This kernel splits the work between warps instead
+(`gl.warp_specialize`), over a ring of STAGES shared-memory slots, each holding one K step of 64
+(or the group, if smaller): x's tile, the packed words, the group's scales and zero points (all
+copied by TMA), and the dequantized weight tile [128, 64].
 
-- a **producer** warp group (`_produce`) issues the TMA copies of each K step's operands (x's
-  tile, the packed words, the group's scales and zero points) into a ring of `STAGES` slots,
-  STAGES - 1 steps ahead, then dequantizes the step's words into a bf16/fp16 weight tile in
-  shared memory, in the layout wgmma reads;
-- the **consumer** warp groups (`_consume`, the default partition) issue asynchronous wgmma with
-  both operands from shared memory, one step in flight while the next waits, and hand each slot
-  back once its wgmma has completed.
+- the **consumer** warp groups (`_consume`, the default partition: two, 64 weight rows each)
+  wait for a slot's copies (`ready`) and its weight tile (`filled`), issue an asynchronous wgmma
+  with both operands from shared memory, and wait for the previous step's: its slot is then free,
+  and they start the copies of the step STAGES later into it (`_load`; one elected thread);
+- one or two **dequantizing** warp groups (`_dequantize`; with two they take turns, even and odd
+  steps) wait for a slot's copies, turn its words into the weight tile and signal `filled`.
 
-So the unpacking runs beside the tensor cores, not between their instructions: per K step of 64
-a producer thread dequantizes one row of W (8 words), about 21 instructions per word, while the
-consumers' wgmma of a [128, BLOCK_M, 64] step takes 256 cycles (BLOCK_M = 64) to 1024 (256).
+A first version had the dequantizing warp group issue the copies too. Each of its steps then
+waited for the consumers to free a slot, which they do only after the wgmma of the step it had
+just filled: the two ran in lock step, 55 us at M = 128 on an H200 (run 57). With the copies
+started by the consumers the dequantization runs ahead by up to STAGES steps.
 
 The arithmetic per 32-bit word of 8 nibbles (`_dequantize_words`, inline PTX):
 
@@ -25,12 +28,31 @@ The arithmetic per 32-bit word of 8 nibbles (`_dequantize_words`, inline PTX):
 
 C = 128 in bf16 (0x4300: its 7 mantissa bits are worth 1 there), 1024 in fp16. The subtraction is
 exact and the product rounds once, so W has the reference's bits; the natural order means x needs
-no permutation and its tiles come by TMA straight from the caller's tensor. A thread stores its
-row's 64 values as 16-byte chunks into a 128-byte-swizzled tile: no bank conflicts.
+no permutation and its tiles come by TMA straight from the caller's tensor. A thread owns one row
+of the weight tile and stores it as eight 16-byte chunks into the 128-byte-swizzled tile (ptxas:
+about 31 instructions per word with the register moves that gather each chunk).
 
-The orientation is the tiled kernel's: wgmma's M is W's rows (64 per consumer warp group), its N
-is x's rows (BLOCK_M, up to 256), so one accumulator [BLOCK_N, BLOCK_M] and the same split-K and
-store as the other wgmma kernels (`plan_splits`, `_store_result`).
+The orientation is the tiled kernel's: wgmma's M is W's rows, its N is x's rows (BLOCK_M, 64 to
+256), so one accumulator [128, BLOCK_M] and the same split-K partials and store as the other wgmma
+kernels (`plan_splits` splits K into one wave here, `_store_result`).
+
+Two warp groups of dequantizers need an even ring. A wait on an mbarrier is a wait for a phase's
+parity, and a wait for the parity of the phase before the current one returns at once. With an
+odd ring the two groups share slots; one group could reach a slot's next round while the other
+group's step in it was still pending, pass its wait at once and read the wrong words. The sweep
+of run 58 hung that way (the tests, on small shapes, had passed).
+
+Measured (0007 runs 59-62, bf16, cold L2, cuBLAS bf16 in the same run):
+
+- on an H100 (`20261127T071053Z`): 1.22x cuBLAS on 4096 -> 14336 and 1.45x on 14336 -> 4096 at
+  M = 128, 0.90x and 1.08x at 256; 0.69-0.94x on the two small layers. The tiled kernel gave
+  0.98-1.00x and 0.60-0.62x on the large layers (run 52).
+- on an H200 (`20261127T070842Z`): 0.87x and 1.03x at 128, 0.79x and 0.91x at 256 (tiled:
+  0.70-0.74x and 0.53-0.56x); 0.65-0.88x on the small layers.
+
+Nsight Compute on the H100 (run 63): the tensor pipe busy 53% of the time at M = 128 and 70% at
+256, shared memory's load/store pipe about half busy. The small layers split K into 4 or 8, and
+each split writes M x N fp32 partials that a second launch sums.
 
 Hopper only (sm_90). tests/test_w4a16_wgmma_ws.py compiles it on the CPU and checks it against the
 reference on a GPU.
