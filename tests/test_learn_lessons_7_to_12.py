@@ -143,6 +143,7 @@ W4A16_SHAPE = "llama-3-8b:1x4096x14336"
 W4A16_OURS = (W4A16_M1, "row", "w4a16_matmul", W4A16_SHAPE, "inferlab")
 NF4_WGMMA_H100 = "20261127T042702Z-bench.json"  # nf4_matmul on the wgmma kernel, an H100 (lesson 8)
 INT4_TILED_H100 = "20261127T054815Z-bench.json"  # w4a16_matmul from 33 rows (tiled wgmma), an H100
+INT4_WS_H100 = "20261127T071053Z-bench.json"  # from 65 rows (warp-specialized wgmma), an H100
 
 
 def _result(name: str, *where: str) -> object:
@@ -236,6 +237,20 @@ MEASURED: list[tuple[int, str, str, tuple, float]] = [
             1,
         )
         for m, us, ratio in (("64", "35.5", "1.25"), ("128", "46.2", "1.00"), ("256", "81.4", "0.62"))
+        for text, fmt, key in (
+            (us, ".1f", ("cold_us", "median")),
+            (ratio, ".2f", ("speedups", "cublas-bf16", "value")),
+        )
+    ],
+    *[
+        (
+            8,
+            text,
+            fmt,
+            (INT4_WS_H100, "row", "w4a16_matmul", f"llama-3-8b:{m}x4096x14336", "inferlab", *key),
+            1,
+        )
+        for m, us, ratio in (("128", "37.6", "1.22"), ("256", "55.4", "0.90"))
         for text, fmt, key in (
             (us, ".1f", ("cold_us", "median")),
             (ratio, ".2f", ("speedups", "cublas-bf16", "value")),
