@@ -109,7 +109,8 @@ GEMV_CONFIG = GEMV_CONFIGS["int4"]
 # registers, each group's product folded in fp32 (w4a16_wgmma.py; chosen on an H100 by
 # benchmarks/sweep_wgmma.py, 0007 runs 14-19; from 17 rows x is permuted and summed once per call,
 # `prepare_x`); from 33 rows W dequantized whole into A and M tiled (w4a16_wgmma_tiled.py; chosen
-# on an H200 by sweep_wgmma.py --tiled, 0007 runs 45-49). (largest M or None, config)
+# on an H200 by sweep_wgmma.py --tiled, 0007 runs 45-49); from 65 rows warp-specialized
+# (w4a16_wgmma_ws.py, below). (largest M or None, config)
 WGMMA_MIN_M, WGMMA_MAX_M = 1, 64  # the fold kernels' rows (int4 and NF4)
 _TILED = dict(programs_per_sm=1, stages=3, dequantize_a=True)  # w4a16_wgmma_tiled.py
 # w4a16_wgmma_ws.py: two consumer warp groups of 64 weight rows, K split into one wave
@@ -199,7 +200,7 @@ def choose_path(
     "fma" (CUDA-core GEMV) for one row where the format has one, "gemv" (one 16-row tensor-core
     tile, split-K) up to GEMV_MAX_M; "dequant" (the whole weight dequantized, then cuBLAS) from the format's
     DEQUANT_MIN_M when the caller allows `materialize`; past that int4 and NF4 on sm_90 stay on
-    "wgmma" (W dequantized into the A registers, M tiled: w4a16_wgmma_tiled.py, nf4_wgmma.py);
+    "wgmma" (W dequantized whole, M tiled: int4 w4a16_wgmma_ws.py, nf4_wgmma.py);
     else "tiled"."""
     on_hopper = device is not None and wgmma_available(device)
     if fmt in WGMMA_FORMATS and WGMMA_MIN_M <= M <= WGMMA_MAX_M and on_hopper:

@@ -27,7 +27,9 @@ cuBLAS bf16 at M = 64 (the fold kernel: 1.12-1.16x), 0.98-1.00x at 128 and 0.60-
 an H200, with the same microseconds, 1.00-1.04x, 0.70-0.74x and 0.53-0.56x; 1.5-2.1x the tl
 kernels it replaced from M = 128. Nsight Compute at M = 128 (run 47): the tensor pipe busy
 42% of the time, L2 31%, the schedulers idle 77%: each program unpacks, then waits for its own
-wgmma, then for the ring, one step after another. The way out, an asynchronous wgmma that
+wgmma, then for the ring, one step after another. (w4a16_matmul takes it from 33 to 64 rows, and
+beyond only where TMA cannot copy the weight: from 65 rows w4a16_wgmma_ws.py, warp-specialized,
+took over, runs 57-63.) The way out, an asynchronous wgmma that
 multiplies step i while step i + 1 unpacks, is not expressible safely here: Gluon (Triton 3.6,
 3.7) keeps the A operand's values live across the wait, but wgmma reads registers re-packed from
 them, which ptxas may reuse while it is in flight (wrong results at K = 4096, run 49). With A
@@ -36,8 +38,8 @@ through shared memory (two buffers) it was right but slower: 58.8 against 44.0 Â
 traffic to each step's 68). Two pitfalls on the way, for whoever tries again: ptxas waits for
 every wgmma of the function (warning C7514) when the result is stored, masked, straight from
 the accumulator's layout, and (C7515) when the accumulator is set by ordinary instructions on a
-path where a wgmma may be in flight: peel the first step with use_acc=False. What remains is a
-warp-specialized producer that unpacks while the consumer multiplies; not built yet.
+path where a wgmma may be in flight: peel the first step with use_acc=False. What remained, a
+warp-specialized producer that unpacks while the consumers multiply, is w4a16_wgmma_ws.py.
 
 Hopper only (sm_90), like w4a16_wgmma.py; tests/test_w4a16_wgmma_tiled.py compiles it on the
 CPU and checks it against the reference on a GPU.
