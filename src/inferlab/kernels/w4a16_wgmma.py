@@ -480,6 +480,16 @@ def prepare_x(
     return x_out, x_sums
 
 
+def checked_group_size(qweight, config: WgmmaConfig, block_ms: tuple[int, ...]) -> int:
+    """The weight's group size, after checking it and config.block_m against what a tiled wgmma
+    kernel takes (`block_ms`)."""
+    if qweight.group_size not in SUPPORTED_GROUP_SIZES:
+        raise ValueError(f"group_size must be one of {SUPPORTED_GROUP_SIZES}, not {qweight.group_size}")
+    if config.block_m not in block_ms:
+        raise ValueError(f"block_m must be one of {block_ms} here, not {config.block_m}")
+    return qweight.group_size
+
+
 def plan_splits(config: WgmmaConfig, M: int, N: int, k_steps: int, out: torch.Tensor, m_tiles: int = 1):
     """(output tiles along N, splits along K, K steps per split, where the program's results go:
     the fp32 partials [splits, M, N] when K is split, else `out`) for one launch of `config`

@@ -55,6 +55,7 @@ from inferlab.kernels.w4a16_wgmma import (
     PAIR_MASK,
     SUPPORTED_GROUP_SIZES,
     WgmmaConfig,
+    checked_group_size,
     kernel_layouts,
     plan_splits,
     prepare_x,
@@ -216,11 +217,7 @@ def int4_wgmma_tiled_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config:
 
     M, K = x.shape
     N = out.shape[1]
-    G = qweight.group_size
-    if G not in SUPPORTED_GROUP_SIZES:
-        raise ValueError(f"group_size must be one of {SUPPORTED_GROUP_SIZES}, not {G}")
-    if config.block_m not in TILED_BLOCK_M:
-        raise ValueError(f"block_m must be one of {TILED_BLOCK_M} here, not {config.block_m}")
+    G = checked_group_size(qweight, config, TILED_BLOCK_M)
     if config.step_k not in (None, *SUPPORTED_GROUP_SIZES):
         raise ValueError(f"step_k must be None (the group size), 32, 64 or 128, not {config.step_k}")
     step_k = min(config.step_k or G, G)  # a step never spans two groups

@@ -67,8 +67,8 @@ import torch
 from inferlab.kernels.w4a16_wgmma import (
     HAVE_GLUON,
     MAGIC,
-    SUPPORTED_GROUP_SIZES,
     WgmmaConfig,
+    checked_group_size,
     plan_splits,
 )
 
@@ -90,38 +90,31 @@ if HAVE_GLUON:
         warpgroup_mma,
     )
 
+    def _dequantize_asm(magic: str, pairs: str) -> str:
+        """`_dequantize_words`'s PTX for one word ($4) with C + z ($5) and the scale ($6) as
+        16-bit pairs of type `pairs` (bf16x2, f16x2) and C's bits twice (`magic`)."""
+        unpack = "".join(
+            f"shr.u32 t, $4, {4 * s}; lop3.b32 a{s}, t, 0x000F000F, {magic}, 0xea;" for s in range(1, 4)
+        )
+        scale = "".join(f"sub.rn.{pairs} a{s}, a{s}, $5; mul.rn.{pairs} a{s}, a{s}, $6;" for s in range(4))
+        return (
+            "{ .reg .b32 a<4>, t;"
+            f"lop3.b32 a0, $4, 0x000F000F, {magic}, 0xea;{unpack}{scale}"
+            "prmt.b32 $0, a0, a1, 0x5410; prmt.b32 $1, a2, a3, 0x5410;"
+            "prmt.b32 $2, a0, a1, 0x7632; prmt.b32 $3, a2, a3, 0x7632; }"
+        )
+
+    _DEQUANTIZE_BF16 = gl.constexpr(_dequantize_asm("0x43004300", "bf16x2"))
+    _DEQUANTIZE_F16 = gl.constexpr(_dequantize_asm("0x64006400", "f16x2"))
+
     @gluon.jit
     def _dequantize_words(words, zero_pairs, scale_pairs, dtype: gl.constexpr):
         """[R, BLOCK_N] words -> [BLOCK_N, 8 R] dequantized weights in W's natural K order.
         zero_pairs and scale_pairs: C + z and the scale per row, twice in an int32 (a 16-bit pair)."""
         if dtype == gl.bfloat16:
-            asm: gl.constexpr = """{
-            .reg .b32 a<4>, t;
-            lop3.b32 a0, $4, 0x000F000F, 0x43004300, 0xea;
-            shr.u32 t, $4, 4;  lop3.b32 a1, t, 0x000F000F, 0x43004300, 0xea;
-            shr.u32 t, $4, 8;  lop3.b32 a2, t, 0x000F000F, 0x43004300, 0xea;
-            shr.u32 t, $4, 12; lop3.b32 a3, t, 0x000F000F, 0x43004300, 0xea;
-            sub.rn.bf16x2 a0, a0, $5; mul.rn.bf16x2 a0, a0, $6;
-            sub.rn.bf16x2 a1, a1, $5; mul.rn.bf16x2 a1, a1, $6;
-            sub.rn.bf16x2 a2, a2, $5; mul.rn.bf16x2 a2, a2, $6;
-            sub.rn.bf16x2 a3, a3, $5; mul.rn.bf16x2 a3, a3, $6;
-            prmt.b32 $0, a0, a1, 0x5410; prmt.b32 $1, a2, a3, 0x5410;
-            prmt.b32 $2, a0, a1, 0x7632; prmt.b32 $3, a2, a3, 0x7632;
-            }"""
+            asm: gl.constexpr = _DEQUANTIZE_BF16
         else:
-            asm: gl.constexpr = """{
-            .reg .b32 a<4>, t;
-            lop3.b32 a0, $4, 0x000F000F, 0x64006400, 0xea;
-            shr.u32 t, $4, 4;  lop3.b32 a1, t, 0x000F000F, 0x64006400, 0xea;
-            shr.u32 t, $4, 8;  lop3.b32 a2, t, 0x000F000F, 0x64006400, 0xea;
-            shr.u32 t, $4, 12; lop3.b32 a3, t, 0x000F000F, 0x64006400, 0xea;
-            sub.rn.f16x2 a0, a0, $5; mul.rn.f16x2 a0, a0, $6;
-            sub.rn.f16x2 a1, a1, $5; mul.rn.f16x2 a1, a1, $6;
-            sub.rn.f16x2 a2, a2, $5; mul.rn.f16x2 a2, a2, $6;
-            sub.rn.f16x2 a3, a3, $5; mul.rn.f16x2 a3, a3, $6;
-            prmt.b32 $0, a0, a1, 0x5410; prmt.b32 $1, a2, a3, 0x5410;
-            prmt.b32 $2, a0, a1, 0x7632; prmt.b32 $3, a2, a3, 0x7632;
-            }"""
+            asm: gl.constexpr = _DEQUANTIZE_F16
         zero_pairs, _ = gl.broadcast(zero_pairs, words)
         scale_pairs, _ = gl.broadcast(scale_pairs, words)
         p01, p23, p45, p67 = gl.inline_asm_elementwise(
@@ -312,11 +305,7 @@ def int4_wgmma_ws_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wg
 
     M, K = x.shape
     N = out.shape[1]
-    G = qweight.group_size
-    if G not in SUPPORTED_GROUP_SIZES:
-        raise ValueError(f"group_size must be one of {SUPPORTED_GROUP_SIZES}, not {G}")
-    if config.block_m not in WS_BLOCK_M:
-        raise ValueError(f"block_m must be one of {WS_BLOCK_M} here, not {config.block_m}")
+    G = checked_group_size(qweight, config, WS_BLOCK_M)
     if config.block_n != WS_BLOCK_N or config.num_warps != 8:
         raise ValueError(f"the warp-specialized kernel takes block_n={WS_BLOCK_N}, num_warps=8")
     if config.dequantizers not in (1, 2) or (config.dequantizers == 2 and config.block_m == 256):
