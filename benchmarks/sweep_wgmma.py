@@ -49,15 +49,16 @@ def tiled_candidates(m: int, fmt: str = "int4") -> list[WgmmaConfig]:
 
 def ws_candidates(m: int) -> list[WgmmaConfig]:
     """int4, warp-specialized (w4a16_wgmma_ws.py): the x rows of one program (the smallest tile
-    that holds M, at most 256: each M tile dequantizes W again), stages of the ring (a 256-row
-    slot is 52 KB; two dequantizing warp groups need an even number), split-K (None: one wave,
-    `plan_splits`), one or two dequantizing warp groups."""
-    bm = next(b for b in (64, 128, 256) if m <= b or b == 256)
-    stages = {64: (4, 6), 128: (4, 6), 256: (3, 4)}[bm]
+    that holds M, at most 256, and from 129 rows also 128: each M tile dequantizes W again),
+    stages of the ring (a 256-row slot is 52 KB; two dequantizing warp groups need an even
+    number), split-K (None: one wave, `plan_splits`), one or two dequantizing warp groups."""
+    fits = next(b for b in (64, 128, 256) if m <= b or b == 256)
+    block_ms = (fits, 128) if fits == 256 else (fits,)  # 256 rows also as two 128-row tiles
+    stages = {64: (4, 6), 128: (4, 6), 256: (3, 4)}
     return [
         WgmmaConfig(block_n=128, block_m=bm, num_warps=8, programs_per_sm=1, split_k=split, stages=st,
                     dequantize_a=True, warp_specialized=True, dequantizers=d)
-        for st in stages for split in (None, 1, 2, 4, 8) for d in (1, 2)
+        for bm in block_ms for st in stages[bm] for split in (None, 1, 2, 4, 8) for d in (1, 2)
         if not (d == 2 and (bm == 256 or st % 2))  # 16 warps: too few registers for 256 rows
     ]  # fmt: skip
 
