@@ -124,11 +124,12 @@ def test_the_default_falls_back_to_the_tiled_kernel_where_tma_cannot_copy_the_we
     from inferlab.kernels._matmul_plan import wgmma_config_for
     from inferlab.kernels.w4a16_wgmma_ws import tma_ready
 
-    for m in (65, 128, 129, 4096):
+    for m in (33, 64, 65, 128, 129, 4096):
         assert wgmma_config_for(m).warp_specialized
         fallback = wgmma_config_for(m, tma=False)
         assert fallback.dequantize_a and not fallback.warp_specialized
-    assert not wgmma_config_for(64).warp_specialized  # at 64 rows the tiled kernel led (run 57)
+        assert fallback.block_m == wgmma_config_for(m).block_m
+    assert not wgmma_config_for(32).dequantize_a  # to 32 rows the fold kernel
     qw = quantize_int4(torch.randn(64, 256, generator=_gen(5)), 128, scale_dtype=torch.bfloat16)
     assert tma_ready(qw)
     assert not tma_ready(quantize_int4(torch.randn(40, 256, generator=_gen(6)), 128))  # N = 40

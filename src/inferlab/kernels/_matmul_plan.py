@@ -15,8 +15,8 @@ before it can exit), so only FMA_CONFIGS use it. With SPLIT_K = 1 the kernel sto
 
 ## Configs (module constants, no autotuning at import)
 
-WGMMA_CONFIGS for int4 (33 to 64 rows w4a16_wgmma_tiled.py, from 65 w4a16_wgmma_ws.py where TMA can
-copy the weight, else WGMMA_TILED_CONFIGS) and NF4_WGMMA_CONFIGS for NF4 (from
+WGMMA_CONFIGS for int4 (from 33 rows w4a16_wgmma_ws.py where TMA can copy the weight, else
+WGMMA_TILED_CONFIGS: w4a16_wgmma_tiled.py) and NF4_WGMMA_CONFIGS for NF4 (from
 65 rows the codes scaled in the A registers), any M on sm_90 (w4a16_wgmma.py, nf4_wgmma.py;
 chosen on an H100 and an H200 by `benchmarks/sweep_wgmma.py`),
 else FMA_CONFIGS (CUDA-core GEMV) for one row where a
@@ -109,8 +109,8 @@ GEMV_CONFIG = GEMV_CONFIGS["int4"]
 # registers, each group's product folded in fp32 (w4a16_wgmma.py; chosen on an H100 by
 # benchmarks/sweep_wgmma.py, 0007 runs 14-19; from 17 rows x is permuted and summed once per call,
 # `prepare_x`); from 33 rows W dequantized whole into A and M tiled (w4a16_wgmma_tiled.py; chosen
-# on an H200 by sweep_wgmma.py --tiled, 0007 runs 45-49); from 65 rows warp-specialized
-# (w4a16_wgmma_ws.py, below). (largest M or None, config)
+# on an H200 by sweep_wgmma.py --tiled, 0007 runs 45-49), which warp-specialized kernels
+# (w4a16_wgmma_ws.py) replaced where TMA can copy the weight. (largest M or None, config)
 WGMMA_MIN_M, WGMMA_MAX_M = 1, 64  # the fold kernels' rows (int4 and NF4)
 _TILED = dict(programs_per_sm=1, stages=3, dequantize_a=True)  # w4a16_wgmma_tiled.py
 # w4a16_wgmma_ws.py: two consumer warp groups of 64 weight rows, K split into one wave
@@ -119,16 +119,17 @@ WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (1, WgmmaConfig(block_n=128, block_m=8, programs_per_sm=2, stages=2)),
     (16, WgmmaConfig(block_n=128, programs_per_sm=1, stages=2)),
     (32, WgmmaConfig(block_n=128, block_m=32, programs_per_sm=1, stages=2, prepare_x=True)),
-    (64, WgmmaConfig(block_n=128, block_m=64, num_warps=8, words_in_registers=True, **_TILED)),
-    # from 65 rows a producer warp group dequantizes W into shared memory beside the consumers'
-    # wgmma (sweep_wgmma.py --ws on an H200, 0007 runs 59-60: on the four layers 1.2-1.6x the
-    # tiled kernel below at M = 128 and 256)
+    # from 33 rows producer warp groups dequantize W into shared memory beside the consumers'
+    # wgmma (sweep_wgmma.py --ws: on the four layers 1.2-1.6x the tiled kernel at M = 128 and 256
+    # on an H200, 0007 runs 59-60; 1.1-1.4x at M = 64 on an H100, run 64)
+    (64, WgmmaConfig(block_m=64, stages=6, dequantizers=2, **_WS)),
     (128, WgmmaConfig(block_m=128, stages=6, dequantizers=2, **_WS)),
     (None, WgmmaConfig(block_m=256, stages=4, **_WS)),
 )
 # where TMA cannot take the weight (N not a multiple of 16, a tensor not 16-byte aligned: see
 # w4a16_wgmma_ws.tma_ready), W dequantized into the A registers instead (0007 runs 45-49)
 WGMMA_TILED_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
+    (64, WgmmaConfig(block_n=128, block_m=64, num_warps=8, words_in_registers=True, **_TILED)),
     (128, WgmmaConfig(block_n=64, block_m=128, **_TILED)),
     (None, WgmmaConfig(block_n=64, block_m=256, step_k=64, words_in_registers=True, **_TILED)),
 )
