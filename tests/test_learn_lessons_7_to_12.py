@@ -143,7 +143,7 @@ W4A16_SHAPE = "llama-3-8b:1x4096x14336"
 W4A16_OURS = (W4A16_M1, "row", "w4a16_matmul", W4A16_SHAPE, "inferlab")
 NF4_WGMMA_H100 = "20261127T042702Z-bench.json"  # nf4_matmul on the wgmma kernel, an H100 (lesson 8)
 INT4_TILED_H100 = "20261127T054815Z-bench.json"  # w4a16_matmul from 33 rows (tiled wgmma), an H100
-INT4_WS_H100 = "20261127T071053Z-bench.json"  # from 65 rows (warp-specialized wgmma), an H100
+INT4_WS_H100 = "20261127T071053Z-bench.json"  # from 33 rows (warp-specialized wgmma), an H100
 
 
 def _result(name: str, *where: str) -> object:

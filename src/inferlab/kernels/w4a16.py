@@ -26,10 +26,11 @@ That is the reference (`*_ref`); path 1 below skips W's rounding and path 4 lets
    once per group into the fp32 result, so W is never rounded (0007, runs 14-23). From 33
    rows that fold costs more than finishing the dequantization in the A registers, which
    w4a16_wgmma_tiled.py does (W rounded as the reference rounds it, M tiled; runs 45-52: on an
-   H100 1.25-1.27x cuBLAS at 64 rows on the large layers). From 65 rows w4a16_wgmma_ws.py: a
-   warp-specialized kernel whose producer warp groups dequantize W into shared memory beside the
-   consumers' asynchronous wgmma (runs 57-63: on an H100 1.22-1.45x cuBLAS at 128 rows on the
-   large layers, 0.90-1.08x at 256; the tiled kernel where TMA cannot copy the weight).
+   H100 1.25-1.27x cuBLAS at 64 rows on the large layers). Wherever TMA can copy the weight,
+   w4a16_wgmma_ws.py takes those rows instead: a warp-specialized kernel whose producer warp
+   groups dequantize W into shared memory beside the consumers' asynchronous wgmma (runs 57-65:
+   on an H100 1.40-1.54x cuBLAS at 64 rows on the large layers, 1.22-1.45x at 128, 0.90-1.08x
+   at 256).
    nf4_wgmma.py does both for bitsandbytes' NF4 (the fold up to 64 rows), the
    16 code values looked up in registers by `prmt` (the code rounded to 16 bits).
 2. "gemv" (M <= 16): one BLOCK_M = 16 tensor-core tile holds every row of x; a program owns
@@ -55,8 +56,8 @@ way, and cuBLAS sums.
 - w4a16_kernels.py: the tensor-core kernel of each format, and how each dequantizes in registers;
 - w4a16_gemv.py: the CUDA-core GEMV for one row of x (int4, int8; NF4's, slower, as an option);
 - w4a16_wgmma.py, nf4_wgmma.py: int4 (to 32 rows) and NF4 (every M) on sm_90's wgmma (Gluon);
-- w4a16_wgmma_tiled.py: int4 on sm_90's wgmma from 33 to 64 rows, W dequantized into the A registers;
-- w4a16_wgmma_ws.py: int4 on sm_90's wgmma from 65 rows, warp-specialized (a producer dequantizes);
+- w4a16_wgmma_tiled.py: the same rows where TMA cannot copy the weight, W dequantized into A registers;
+- w4a16_wgmma_ws.py: int4 on sm_90's wgmma from 33 rows, warp-specialized (a producer dequantizes);
 - w4a16_dequant.py: the dequantize-then-cuBLAS path for large M (int4, NF4);
 - _matmul_plan.py: `MatmulConfig`, the config tables, the path, split-K and `_launch`;
 - _matmul_tiles.py: the tile pieces all of them share (program order, x loads, tl.dot, stores);

@@ -39,7 +39,8 @@ and the layout of qweight stays the one every other kernel reads (quant_formats.
 The same program handles M = 1 to 64 rows of x (wgmma's N = BLOCK_M: 8, 16, 32 or 64, padded
 rows read as zero): the weight is read once per BLOCK_M rows, as on every other path. w4a16_matmul
 uses it up to 32 rows: from 33 the per-group fold costs more than finishing the dequantization
-in the A registers, which w4a16_wgmma_tiled.py does (to 64 rows; from 65 w4a16_wgmma_ws.py).
+in the A registers, which w4a16_wgmma_tiled.py does (w4a16_matmul takes w4a16_wgmma_ws.py
+there instead wherever TMA can copy the weight).
 
 Memory side. A thread copies 2R adjacent columns of qweight at once (8 or 16 bytes; R = row
 blocks per warp) by cp.async into a ring of `stages` shared-memory slots, and reads back exactly

@@ -27,9 +27,9 @@ cuBLAS bf16 at M = 64 (the fold kernel: 1.12-1.16x), 0.98-1.00x at 128 and 0.60-
 an H200, with the same microseconds, 1.00-1.04x, 0.70-0.74x and 0.53-0.56x; 1.5-2.1x the tl
 kernels it replaced from M = 128. Nsight Compute at M = 128 (run 47): the tensor pipe busy
 42% of the time, L2 31%, the schedulers idle 77%: each program unpacks, then waits for its own
-wgmma, then for the ring, one step after another. (w4a16_matmul takes it from 33 to 64 rows, and
-beyond only where TMA cannot copy the weight: from 65 rows w4a16_wgmma_ws.py, warp-specialized,
-took over, runs 57-63.) The way out, an asynchronous wgmma that
+wgmma, then for the ring, one step after another. (w4a16_matmul takes it only where TMA cannot
+copy the weight: w4a16_wgmma_ws.py, warp-specialized, took over from 33 rows, runs 57-65.) The
+way out, an asynchronous wgmma that
 multiplies step i while step i + 1 unpacks, is not expressible safely here: Gluon (Triton 3.6,
 3.7) keeps the A operand's values live across the wait, but wgmma reads registers re-packed from
 them, which ptxas may reuse while it is in flight (wrong results at K = 4096, run 49). With A

@@ -42,8 +42,10 @@ odd ring the two groups share slots; one group could reach a slot's next round w
 group's step in it was still pending, pass its wait at once and read the wrong words. The sweep
 of run 58 hung that way (the tests, on small shapes, had passed).
 
-Measured (0007 runs 59-62, bf16, cold L2, cuBLAS bf16 in the same run):
+Measured (0007 runs 59-65, bf16, cold L2, cuBLAS bf16 in the same run):
 
+- on an H100 at M = 64 (`20261127T071949Z`): 1.40x and 1.54x cuBLAS on the large layers, 1.14x
+  and 0.95x on the small ones (the tiled kernel: 1.25-1.27x, 0.73-0.81x; run 52);
 - on an H100 (`20261127T071053Z`): 1.22x cuBLAS on 4096 -> 14336 and 1.45x on 14336 -> 4096 at
   M = 128, 0.90x and 1.08x at 256; 0.69-0.94x on the two small layers. The tiled kernel gave
   0.98-1.00x and 0.60-0.62x on the large layers (run 52).
