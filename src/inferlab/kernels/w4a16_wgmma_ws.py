@@ -317,8 +317,8 @@ def int4_wgmma_ws_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wg
         )
     if config.dequantizers == 2 and config.stages % 2:
         # each warp group must see every phase of its slots' barriers: with an odd ring the other
-        # group's step may still be pending when this one waits for the slot's next phase, and a
-        # wait for the parity of a phase not yet begun returns at once (0007 run 58 hung so)
+        # group's step may still be pending when this one waits for the slot's next round, and a
+        # wait for the previous phase's parity returns at once (0007 run 58 hung so)
         raise ValueError(f"two dequantizing warp groups need an even number of stages, not {config.stages}")
     if config.stages < 2:
         raise ValueError(f"stages must be at least 2, not {config.stages}")
