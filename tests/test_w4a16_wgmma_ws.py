@@ -7,6 +7,7 @@ serialization warnings) and the config errors. On an sm_90 GPU: the kernel again
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import pytest
 import torch
@@ -59,6 +60,60 @@ def test_the_dequantization_gives_the_references_weights_in_natural_order(dtype)
     q = unpack_int4_along_k(qw.qweight)  # [K, N]
     ones = torch.ones(64, dtype=dtype)
     assert torch.equal(dequantize_like_kernel(qw.qweight, torch.zeros(64), ones, dtype), q.t().to(dtype))
+
+
+def _run_protocol(stages: int, dequantizers: int, steps: int, seed: int) -> str | None:
+    """The kernel's barrier protocol in plain Python, one random interleaving of its actors: the
+    consumers (copies for the first STAGES steps, then per step: wait for ready and filled, wgmma,
+    start the copies STAGES steps later), the dequantizing groups (group g takes steps g, g +
+    dequantizers, ...: wait for ready, arrive on filled) and the copies landing in any order.
+    mbarrier semantics: a wait for parity p passes when the completed phases c have c % 2 != p.
+    Returns how a wait passed before its phase had completed, or None."""
+    rng = random.Random(seed)
+    ready, filled = [0] * stages, [0] * stages  # completed phases per slot
+    in_flight = list(range(min(stages, steps)))  # copies started, not landed
+    consumer, groups = 0, list(range(dequantizers))
+
+    def passes(done: int, step: int) -> bool:
+        return done % 2 != (step // stages) & 1
+
+    while consumer < steps:
+        moves = [("land", j) for j in in_flight]
+        moves += [
+            ("dequantize", g) for g, d in enumerate(groups) if d < steps and passes(ready[d % stages], d)
+        ]
+        i = consumer
+        if passes(ready[i % stages], i) and passes(filled[i % stages], i):
+            moves.append(("consume", i))
+        kind, who = rng.choice(moves)
+        if kind == "land":
+            in_flight.remove(who)
+            ready[who % stages] += 1
+        elif kind == "dequantize":
+            d = groups[who]
+            if ready[d % stages] < d // stages + 1:
+                return f"group {who} passed step {d}'s wait before its copies landed"
+            filled[d % stages] += 1
+            groups[who] += dequantizers
+        else:
+            if filled[i % stages] < i // stages + 1 or ready[i % stages] < i // stages + 1:
+                return f"the consumers passed step {i}'s wait early"
+            consumer += 1  # wgmma i issued; i - 1's completed, so its slot takes step i - 1 + STAGES
+            if i > 0 and i - 1 + stages < steps:
+                in_flight.append(i - 1 + stages)
+    return None
+
+
+def test_two_dequantizing_groups_need_an_even_ring():
+    """The rule the launcher enforces, in a model of the protocol: with one group or an even ring
+    no interleaving passes a wait early; with two groups on an odd ring some do (0007 run 58: the
+    sweep hung). The model can fail: it finds the odd ring's early pass."""
+    for stages, dequantizers in [(3, 1), (4, 1), (5, 1), (4, 2), (6, 2)]:
+        for seed in range(300):
+            assert _run_protocol(stages, dequantizers, 24, seed) is None, (stages, dequantizers, seed)
+    for stages in (3, 5):
+        found = [_run_protocol(stages, 2, 24, seed) for seed in range(300)]
+        assert any(f and "group" in f for f in found), stages
 
 
 # ---------------------------------------------------------------- compiled for sm_90, no GPU
