@@ -1,5 +1,7 @@
 """Which warp-specialized int4 configs finish on a large layer: each in its own process, under a
-timeout (a protocol deadlock hangs the GPU, not Python). 0007 run 58.
+timeout (a protocol deadlock hangs the GPU, not Python). 0007 run 58. Its eager timings were
+polluted by first-call overheads and none hung here; the sweep's hang was two dequantizing warp
+groups on an odd ring (3 stages), which the launcher now refuses (those two lines print its error).
 
     python3 experiments/0007-weight-only-matmuls/probe_ws_hang.py [M] [K] [N]
 """
