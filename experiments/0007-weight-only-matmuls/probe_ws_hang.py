@@ -1,6 +1,6 @@
 """Which warp-specialized int4 configs finish on a large layer: each in its own process, under a
-timeout (a protocol deadlock hangs the GPU, not Python). 0007 run 58. Its eager timings were
-polluted by first-call overheads and none hung here; the sweep's hang was two dequantizing warp
+timeout (a protocol deadlock hangs the GPU, not Python). 0007 run 58. None hung here, and its eager
+timings (5-7 ms a call) do not measure the kernel: a profile of the same config gave 47 us; the sweep's hang was two dequantizing warp
 groups on an odd ring (3 stages), which the launcher now refuses (those two lines print its error).
 
     python3 experiments/0007-weight-only-matmuls/probe_ws_hang.py [M] [K] [N]
@@ -30,7 +30,14 @@ print(f"ok {c.label}: {(time.perf_counter() - t) / 20 * 1e6:.1f} us (eager), max
 """
 
 m, k, n = (int(a) for a in (sys.argv[1:] + ["128", "4096", "14336"])[:3])
-for bm, st, pps, dq in [(128, 3, 1, 1), (128, 4, 1, 1), (128, 3, 2, 1), (128, 3, 1, 2), (64, 6, 1, 1), (64, 3, 1, 2)]:
+for bm, st, pps, dq in [
+    (128, 3, 1, 1),
+    (128, 4, 1, 1),
+    (128, 3, 2, 1),
+    (128, 3, 1, 2),
+    (64, 6, 1, 1),
+    (64, 3, 1, 2),
+]:
     args = [sys.executable, "-c", ONE, *map(str, (m, k, n, bm, st, pps, dq))]
     try:
         run = subprocess.run(args, capture_output=True, text=True, timeout=40)
