@@ -1,7 +1,8 @@
 """Which warp-specialized int4 configs finish on a large layer: each in its own process, under a
-timeout (a protocol deadlock hangs the GPU, not Python). 0007 run 58. None hung here, and its eager
-timings (5-7 ms a call) do not measure the kernel: a profile of the same config gave 47 us; the sweep's hang was two dequantizing warp
-groups on an odd ring (3 stages), which the launcher now refuses (those two lines print its error).
+timeout (a protocol deadlock hangs the GPU, not Python). 0007 run 58. None hung here, and its
+eager timings (5-7 ms a call) do not measure the kernel: a profile of the same config gave 47 us.
+The sweep's hang was two dequantizing warp groups on an odd ring (3 stages), which the launcher
+now refuses (those two lines print its error).
 
     python3 experiments/0007-weight-only-matmuls/probe_ws_hang.py [M] [K] [N]
 """
