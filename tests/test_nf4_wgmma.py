@@ -222,6 +222,13 @@ def test_matches_reference_on_hopper(dtype, blocksize, nested, m, k, n, config):
     blocks = config.blocks_per_step
     if blocks > 1 and (blocksize == 32 or blocksize * blocks > 256):
         pytest.skip("blocks_per_step > 1 needs blocksize 64 or 128, and a K step of at most 256")
+    check_nf4_against_fp64(dtype, blocksize, nested, m, k, n, config)
+
+
+def check_nf4_against_fp64(dtype, blocksize, nested, m, k, n, config):
+    """nf4_wgmma_matmul on fresh inputs into a poisoned output, held to twice the reference's
+    error (W rounded to 16 bits first) against fp64 on the exact weights. Shared with
+    test_w4a16_wgmma_ws.py."""
     x, packed, state = _nf4_inputs(m, k, n, dtype, blocksize, nested, m + k + n)
     out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)  # poisoned
     got = nf4_wgmma_matmul(x, packed, state, out, config)

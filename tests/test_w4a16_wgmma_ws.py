@@ -16,6 +16,7 @@ from inferlab.kernels.quant_formats import dequantize_int4_ref, quantize_int4, u
 from inferlab.kernels.w4a16 import w4a16_matmul_ref
 from inferlab.kernels.w4a16_wgmma import WgmmaConfig, int4_wgmma_matmul
 from sm90_compile import compiled_rows, hopper
+from test_nf4_wgmma import check_nf4_against_fp64
 from test_w4a16_wgmma import check_against_fp64
 
 
@@ -121,35 +122,40 @@ COMPILE_WS = r"""
 import torch
 from inferlab.kernels import w4a16_wgmma_ws as WS
 
-def compile_one(bm, dt, zeros, stages, g=128, split=False, dq=1):
+def compile_one(bm, dt, zeros, stages, g=128, split=False, dq=1, nf4=False):
     tdt = torch.bfloat16 if dt == "bf16" else torch.float16
     bk = min(64, g)
     L = WS.ws_layouts(bm, bk, tdt)
-    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=split, GROUP=g, STAGES=stages,
+    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=split, GROUP=g, NF4=nf4, STAGES=stages,
               DEQUANTIZERS=dq, DEQUANTIZER_REGISTERS=WS.DEQUANTIZER_REGISTERS[dq],
               mma_layout=L["mma"], w_smem_layout=L["w"])
+    words = f"i32[128, {bk // 8}]" if nf4 else f"i32[{bk // 8}, 128]"
+    scales = f"fp32[1, 128],{L['words']!r}" if nf4 else f"{dt}[1, 128],{L['scales']!r}"
     types = dict(x_desc=f"tensordesc<{dt}[{bm}, {bk}],{L['x']!r}>",
-                 word_desc=f"tensordesc<i32[{bk // 8}, 128],{L['words']!r}>",
-                 scale_desc=f"tensordesc<{dt}[1, 128],{L['scales']!r}>",
+                 word_desc=f"tensordesc<{words},{L['words']!r}>", scale_desc=f"tensordesc<{scales}>",
                  zero_desc=f"tensordesc<u8[1, 128],{L['zeros']!r}>",
-                 out_ptr=f"*{dt}", partial_ptr="*fp32", magic_value="fp32")
+                 out_ptr=f"*{dt}", partial_ptr="*fp32", code_ptr=f"*fp32" if nf4 else f"*{dt}",
+                 magic_value="fp32")
     ptx, spills = compile_sm90(WS._int4_wgmma_ws_kernel, cx, types, 8)
     serialized = int("C7514" in LAST_REPORT or "C7515" in LAST_REPORT)
-    print("ROW", bm, bk, dq, spills, ptx.count("wgmma.mma_async"), ptx.count("st.shared.v4"), serialized)
+    counts = ptx.count("wgmma.mma_async"), ptx.count("st.shared.v4")
+    print("ROW", bm, bk, dq, int(nf4), spills, *counts, serialized)
 
 compile_one(128, "bf16", True, 4)
 compile_one(256, "bf16", True, 4, split=True)
-compile_one(128, "fp16", True, 5, dq=2)
+compile_one(128, "fp16", True, 6, dq=2)
 compile_one(64, "fp16", False, 3, g=32)
+compile_one(128, "bf16", False, 6, g=64, dq=2, nf4=True)  # NF4: codes looked up, times absmax
+compile_one(256, "fp16", False, 4, g=32, split=True, nf4=True)
 """
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the kernel runs for real below")
 def test_kernel_compiles_for_hopper_without_spills():
     rows = compiled_rows(COMPILE_WS)
-    assert len(rows) == 4, rows
+    assert len(rows) == 6, rows
     for row in rows:
-        bm, bk, dequantizers, spills, wgmmas, stores, serialized = map(int, row)
+        bm, bk, dequantizers, nf4, spills, wgmmas, stores, serialized = map(int, row)
         assert spills == 0, row
         assert wgmmas == bk // 16, row  # one wgmma per 16 of K (both warp groups issue it)
         # a dequantizing thread stores its row in 16-byte chunks (each warp group has its copy)
@@ -192,6 +198,24 @@ def test_the_default_falls_back_to_the_tiled_kernel_where_tma_cannot_copy_the_we
     assert not tma_ready(dataclasses.replace(qw, qweight=shifted))  # 4-byte aligned only
 
 
+def test_nf4_configs_and_weights_it_refuses():
+    from inferlab.kernels.quant_formats import quantize_nf4_ref
+    from inferlab.kernels.w4a16_wgmma_ws import nf4_wgmma_ws_matmul, nf4_ws_ready
+
+    packed, state = quantize_nf4_ref(torch.randn(64, 256, generator=_gen(9)), 64)
+    assert nf4_ws_ready(packed, 64, 64, 256)
+    assert not nf4_ws_ready(packed, 256, 64, 256)  # a blocksize of 256: steps of 64 would split it
+    assert not nf4_ws_ready(packed, 64, 64, 48)  # K = 48: rows of 24 bytes, not a 16-byte multiple
+    x = torch.randn(80, 256, generator=_gen(10)).half()
+    out = torch.empty(80, 64, dtype=torch.float16)
+    for config, message in [
+        (_ws(32), "block_m must be one of"),
+        (_ws(128, stages=3, dequantizers=2), "even"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            nf4_wgmma_ws_matmul(x, packed, state, out, config)
+
+
 # ---------------------------------------------------------------- on an sm_90 GPU
 
 
@@ -222,3 +246,23 @@ def test_strided_x_and_fp32_scales_on_hopper():
     out = torch.empty(96, 128, device="cuda", dtype=torch.bfloat16)
     got = int4_wgmma_matmul(x, qw, out, _ws(64))
     torch.testing.assert_close(got, w4a16_matmul_ref(x.contiguous(), qw), rtol=2e-2, atol=2e-2)
+
+
+@hopper
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("blocksize", [32, 64, 128])
+@pytest.mark.parametrize("nested", [False, True], ids=["plain", "nested"])
+@pytest.mark.parametrize(
+    ("m", "k", "n", "config"),
+    [
+        (33, 512, 208, _ws(64)),  # masked rows, a partial weight tile
+        (130, 1024, 256, _ws(128, stages=4, dequantizers=2)),
+        (300, 768, 384, _ws(256, stages=3)),
+        (70, 1024, 192, _ws(64, split_k=3, stages=2)),  # split-K, the last split shorter
+        (200, 4096, 132, _ws(128, stages=6, dequantizers=2)),  # long K, N a multiple of 4 only
+    ],
+)
+def test_nf4_matches_reference_on_hopper(dtype, blocksize, nested, m, k, n, config):
+    """NF4 through the warp-specialized kernel (nf4_matmul with config.warp_specialized): code
+    times absmax rounded once, as nf4_wgmma.py's DEQUANT_A, within twice the reference's error."""
+    check_nf4_against_fp64(dtype, blocksize, nested, m, k, n, config)

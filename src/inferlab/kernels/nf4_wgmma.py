@@ -147,6 +147,35 @@ if HAVE_GLUON:
         return gl.reshape(w, [BLOCK_N, BLOCK_K])
 
     @gluon.jit
+    def _scaled(code, absmax, dtype: gl.constexpr):
+        """A looked-up code times its absmax in fp32, rounded once to `dtype`."""
+        return (code.to(gl.float32) * absmax).to(dtype)
+
+    @gluon.jit
+    def _look_up_natural(words, absmax, lo, hi, dtype: gl.constexpr):
+        """[R, W] words (8 weights each, along K) and each row's absmax ([R, 1], fp32) -> [R, 8 W]
+        weights in W's own K order: code x absmax in fp32, rounded once to `dtype` (as
+        DEQUANT_A; w4a16_wgmma_ws.py)."""
+        v = gl.inline_asm_elementwise(
+            _LOOKUP_ASM, "=h,=h,=h,=h,=h,=h,=h,=h,r,r,r,r,r,r,r,r,r",
+            [words, lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]],
+            dtype=(dtype.value, dtype.value, dtype.value, dtype.value,
+                   dtype.value, dtype.value, dtype.value, dtype.value),
+            is_pure=True, pack=1,
+        )  # fmt: skip
+        absmax, _ = gl.broadcast(absmax, words)
+        w = gl.join(
+            gl.join(gl.join(_scaled(v[0], absmax, dtype), _scaled(v[1], absmax, dtype)),
+                    gl.join(_scaled(v[2], absmax, dtype), _scaled(v[3], absmax, dtype))),
+            gl.join(gl.join(_scaled(v[4], absmax, dtype), _scaled(v[5], absmax, dtype)),
+                    gl.join(_scaled(v[6], absmax, dtype), _scaled(v[7], absmax, dtype))),
+        )  # [r, word, e, b, a]: output 4a + 2b + e of the word  # fmt: skip
+        w = gl.permute(w, [0, 1, 4, 3, 2])  # [r, word, a, b, e]: k = 8 word + 4a + 2b + e
+        R: gl.constexpr = words.shape[0]
+        W: gl.constexpr = words.shape[1]
+        return gl.reshape(w, [R, 8 * W])
+
+    @gluon.jit
     def _permute_x(x, BLOCK_M: gl.constexpr, BLOCK_K: gl.constexpr, BLOCKS: gl.constexpr):
         """x's [BLOCK_M, BLOCKS * BLOCK_K] tile, block by block, from physical k = 8 (tC + c) + 4b
         + 2h + e to logical k'."""
@@ -383,6 +412,10 @@ def launch(x: torch.Tensor, weight: torch.Tensor, quant_state, validated: tuple,
     from inferlab.kernels._triton import triton
 
     _, _, blocksize, absmax2, code2, offset, blocksize2 = validated
+    if config.warp_specialized:  # the codes looked up by a producer warp group (w4a16_wgmma_ws.py)
+        from inferlab.kernels.w4a16_wgmma_ws import nf4_wgmma_ws_matmul
+
+        return nf4_wgmma_ws_matmul(x, weight, quant_state, out, config)
     if config.step_k is not None or config.words_in_registers:
         raise ValueError(
             "step_k and words_in_registers are int4's (w4a16_wgmma_tiled.py): NF4 steps by blocks"

@@ -69,6 +69,7 @@ import torch
 from inferlab.kernels.w4a16_wgmma import (
     HAVE_GLUON,
     MAGIC,
+    SUPPORTED_GROUP_SIZES,
     WgmmaConfig,
     checked_group_size,
     plan_splits,
@@ -83,6 +84,7 @@ if HAVE_GLUON:
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma_wait
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
+    from inferlab.kernels.nf4_wgmma import _code_table_words, _look_up_natural
     from inferlab.kernels.w4a16_wgmma import (
         _halves,
         _store_result,
@@ -139,9 +141,10 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _load(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
-              ready, step, m0, n0, k_start, HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr):  # fmt: skip
-        """Step `step`'s TMA copies (x's tile, the words, the group's scales and zero points) into
-        its ring slot, signalled on ready[slot]."""
+              ready, step, m0, n0, k_start, HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr,
+              NF4: gl.constexpr):  # fmt: skip
+        """Step `step`'s TMA copies (x's tile, the words, the group's scales and zero points; NF4:
+        the packed bytes and the block's absmax) into its ring slot, signalled on ready[slot]."""
         STAGES: gl.constexpr = x_smem.shape[0]
         BLOCK_K: gl.constexpr = x_desc.block_type.shape[1]
         step_bytes: gl.constexpr = (
@@ -153,33 +156,48 @@ if HAVE_GLUON:
         k = k_start + step * BLOCK_K
         mbarrier.expect(bar, step_bytes)
         tma.async_copy_global_to_shared(x_desc, [m0, k], bar, x_smem.index(slot))
-        tma.async_copy_global_to_shared(word_desc, [k // 8, n0], bar, word_smem.index(slot))
+        if NF4:  # W's rows, K along each: [BLOCK_N, BLOCK_K / 8] words
+            tma.async_copy_global_to_shared(word_desc, [n0, k // 8], bar, word_smem.index(slot))
+        else:  # int4: K / 8 word rows, N along each: [BLOCK_K / 8, BLOCK_N]
+            tma.async_copy_global_to_shared(word_desc, [k // 8, n0], bar, word_smem.index(slot))
         tma.async_copy_global_to_shared(scale_desc, [k // GROUP, n0], bar, scale_smem.index(slot))
         if HAS_ZEROS:
             tma.async_copy_global_to_shared(zero_desc, [k // GROUP, n0], bar, zero_smem.index(slot))
 
     @gluon.jit
-    def _dequantize(word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps, magic_value,
-                    FIRST: gl.constexpr, EVERY: gl.constexpr, HAS_ZEROS: gl.constexpr):  # fmt: skip
+    def _dequantize(word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps, magic_value, code_ptr,
+                    FIRST: gl.constexpr, EVERY: gl.constexpr, HAS_ZEROS: gl.constexpr,
+                    NF4: gl.constexpr):  # fmt: skip
         """A dequantizing warp group: steps FIRST, FIRST + EVERY, ...: the words, scales and zero
-        points from their slot into the slot's weight tile (then `filled`)."""
+        points (NF4: the packed bytes and absmax) from their slot into the slot's weight tile
+        (then `filled`)."""
         STAGES: gl.constexpr = w_smem.shape[0]
         BLOCK_N: gl.constexpr = w_smem.shape[1]
         BLOCK_K: gl.constexpr = w_smem.shape[2]
         dtype: gl.constexpr = w_smem.dtype
+        warps: gl.constexpr = gl.num_warps()
         # a thread per weight row: its words (K) in registers, rows across lanes and warps
-        word_layout: gl.constexpr = gl.BlockedLayout([BLOCK_K // 8, 1], [1, 32], [1, gl.num_warps()], [0, 1])
+        if NF4:  # the words as copied: [BLOCK_N, BLOCK_K / 8]
+            word_layout: gl.constexpr = gl.BlockedLayout([1, BLOCK_K // 8], [32, 1], [warps, 1], [1, 0])
+            tables = (_code_table_words(code_ptr, dtype, False), _code_table_words(code_ptr, dtype, True))
+        else:  # [BLOCK_K / 8, BLOCK_N]
+            word_layout: gl.constexpr = gl.BlockedLayout([BLOCK_K // 8, 1], [1, 32], [1, warps], [0, 1])
         for d in range(FIRST, steps, EVERY):
             slot = d % STAGES
             mbarrier.wait(ready.index(slot), (d // STAGES) & 1)
             words = word_smem.index(slot).load(word_layout)
-            scale = scale_smem.index(slot).load(word_layout)  # a row vector [1, BLOCK_N]
-            if HAS_ZEROS:
-                zero = zero_smem.index(slot).load(word_layout).to(gl.float32)
+            if NF4:
+                # the block's absmax per row, [1, BLOCK_N] in shared memory, as a column [BLOCK_N, 1]
+                absmax = scale_smem.index(slot).permute([1, 0]).load(word_layout)
+                w = _look_up_natural(words, absmax, tables[0], tables[1], dtype)
             else:
-                zero = gl.full([1, BLOCK_N], 8.0, gl.float32, word_layout)
-            zero_c = (zero + magic_value).to(dtype)  # C + z < 2^11: exact in 16 bits
-            w = _dequantize_words(words, _pairs(zero_c), _pairs(scale.to(dtype)), dtype)
+                scale = scale_smem.index(slot).load(word_layout)  # a row vector [1, BLOCK_N]
+                if HAS_ZEROS:
+                    zero = zero_smem.index(slot).load(word_layout).to(gl.float32)
+                else:
+                    zero = gl.full([1, BLOCK_N], 8.0, gl.float32, word_layout)
+                zero_c = (zero + magic_value).to(dtype)  # C + z < 2^11: exact in 16 bits
+                w = _dequantize_words(words, _pairs(zero_c), _pairs(scale.to(dtype)), dtype)
             w_smem.index(slot).store(w)
             fence_async_shared()  # the generic-proxy stores, before wgmma's async-proxy reads
             mbarrier.arrive(filled.index(slot))
@@ -187,8 +205,8 @@ if HAVE_GLUON:
     @gluon.jit
     def _consume(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
                  w_smem, ready, filled, out_ptr, partial_ptr, m0, n0, M, N, k_start, steps,
-                 HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr, WRITE_PARTIAL: gl.constexpr,
-                 mma_layout: gl.constexpr):  # fmt: skip
+                 HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr, NF4: gl.constexpr,
+                 WRITE_PARTIAL: gl.constexpr, mma_layout: gl.constexpr):  # fmt: skip
         """The consumer warp groups: one asynchronous wgmma per step; once the previous step's has
         completed, its slot is free and they start the copies of the step STAGES later into it.
         Then the result into y (or the split's partials)."""
@@ -198,7 +216,7 @@ if HAVE_GLUON:
         for i in gl.static_range(STAGES):  # fill the ring
             if i < steps:
                 _load(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
-                      ready, i, m0, n0, k_start, HAS_ZEROS, GROUP)  # fmt: skip
+                      ready, i, m0, n0, k_start, HAS_ZEROS, GROUP, NF4)  # fmt: skip
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
         for i in range(steps):
             slot = i % STAGES
@@ -212,7 +230,7 @@ if HAVE_GLUON:
             refill = i - 1 + STAGES
             if (i > 0) & (refill < steps):
                 _load(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
-                      ready, refill, m0, n0, k_start, HAS_ZEROS, GROUP)  # fmt: skip
+                      ready, refill, m0, n0, k_start, HAS_ZEROS, GROUP, NF4)  # fmt: skip
         acc = warpgroup_mma_wait(0, deps=(acc,))
         offs_on = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
         offs_om = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
@@ -220,9 +238,9 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _int4_wgmma_ws_kernel(
-        x_desc, word_desc, scale_desc, zero_desc, out_ptr, partial_ptr,
+        x_desc, word_desc, scale_desc, zero_desc, out_ptr, partial_ptr, code_ptr,
         M, N, K, k_per_split, m_tiles, magic_value,
-        HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, GROUP: gl.constexpr,
+        HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, GROUP: gl.constexpr, NF4: gl.constexpr,
         STAGES: gl.constexpr, DEQUANTIZERS: gl.constexpr, DEQUANTIZER_REGISTERS: gl.constexpr,
         mma_layout: gl.constexpr, w_smem_layout: gl.constexpr,
     ):  # fmt: skip
@@ -230,7 +248,7 @@ if HAVE_GLUON:
         partial), with the K steps of its split."""
         BLOCK_M: gl.constexpr = x_desc.block_type.shape[0]
         BLOCK_K: gl.constexpr = x_desc.block_type.shape[1]
-        BLOCK_N: gl.constexpr = word_desc.block_type.shape[1]
+        BLOCK_N: gl.constexpr = scale_desc.block_type.shape[1]  # scales (NF4: absmax) [1, BLOCK_N]
         pid = gl.program_id(0)
         m0 = (pid % m_tiles) * BLOCK_M
         n0 = (pid // m_tiles) * BLOCK_N
@@ -238,7 +256,10 @@ if HAVE_GLUON:
         steps = (gl.minimum(k_start + k_per_split, K) - k_start) // BLOCK_K  # whole steps
 
         x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES, BLOCK_M, BLOCK_K], x_desc.layout)
-        word_smem = gl.allocate_shared_memory(gl.int32, [STAGES, BLOCK_K // 8, BLOCK_N], word_desc.layout)
+        # the words as copied: int4 [K / 8, N], NF4 [N, K / 8]
+        WORD_ROWS: gl.constexpr = word_desc.block_type.shape[0]
+        WORD_COLUMNS: gl.constexpr = word_desc.block_type.shape[1]
+        word_smem = gl.allocate_shared_memory(gl.int32, [STAGES, WORD_ROWS, WORD_COLUMNS], word_desc.layout)
         scale_smem = gl.allocate_shared_memory(scale_desc.dtype, [STAGES, 1, BLOCK_N], scale_desc.layout)
         zero_smem = gl.allocate_shared_memory(zero_desc.dtype, [STAGES, 1, BLOCK_N], zero_desc.layout)
         w_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES, BLOCK_N, BLOCK_K], w_smem_layout)
@@ -253,9 +274,9 @@ if HAVE_GLUON:
                 [
                     (_consume, (x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem,
                                 zero_smem, w_smem, ready, filled, out_ptr, partial_ptr, m0, n0, M, N,
-                                k_start, steps, HAS_ZEROS, GROUP, WRITE_PARTIAL, mma_layout)),
+                                k_start, steps, HAS_ZEROS, GROUP, NF4, WRITE_PARTIAL, mma_layout)),
                     (_dequantize, (word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps,
-                                   magic_value, 0, 1, HAS_ZEROS)),
+                                   magic_value, code_ptr, 0, 1, HAS_ZEROS, NF4)),
                 ],
                 [4],
                 [DEQUANTIZER_REGISTERS],
@@ -265,11 +286,11 @@ if HAVE_GLUON:
                 [
                     (_consume, (x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem,
                                 zero_smem, w_smem, ready, filled, out_ptr, partial_ptr, m0, n0, M, N,
-                                k_start, steps, HAS_ZEROS, GROUP, WRITE_PARTIAL, mma_layout)),
+                                k_start, steps, HAS_ZEROS, GROUP, NF4, WRITE_PARTIAL, mma_layout)),
                     (_dequantize, (word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps,
-                                   magic_value, 0, 2, HAS_ZEROS)),
+                                   magic_value, code_ptr, 0, 2, HAS_ZEROS, NF4)),
                     (_dequantize, (word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps,
-                                   magic_value, 1, 2, HAS_ZEROS)),
+                                   magic_value, code_ptr, 1, 2, HAS_ZEROS, NF4)),
                 ],
                 [4, 4],
                 [DEQUANTIZER_REGISTERS, DEQUANTIZER_REGISTERS],
@@ -308,6 +329,39 @@ def int4_wgmma_ws_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wg
     M, K = x.shape
     N = out.shape[1]
     G = checked_group_size(qweight, config, WS_BLOCK_M)
+    _check_config(config)
+    if not tma_ready(qweight):
+        raise ValueError(
+            "the warp-specialized kernel copies the weight by TMA: it needs N a multiple of 16 and "
+            "16-byte aligned qweight, scales and zeros (w4a16_matmul falls back to the tiled kernel)"
+        )
+    block_k = min(64, G)  # a step never spans two groups
+    x = _tma_ready_x(x)
+    layouts = ws_layouts(config.block_m, block_k, x.dtype)
+    m_tiles = triton.cdiv(M, config.block_m)
+    num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // block_k, out, m_tiles)
+    zeros = qweight.zeros
+    scales = qweight.scales.to(x.dtype) if qweight.scales.dtype != x.dtype else qweight.scales
+    x_desc = TensorDescriptor.from_tensor(x, [config.block_m, block_k], layouts["x"])
+    word_desc = TensorDescriptor.from_tensor(qweight.qweight, [block_k // 8, WS_BLOCK_N], layouts["words"])
+    scale_desc = TensorDescriptor.from_tensor(scales, [1, WS_BLOCK_N], layouts["scales"])
+    zero_desc = TensorDescriptor.from_tensor(
+        zeros if zeros is not None else qweight.qweight.view(torch.uint8), [1, WS_BLOCK_N], layouts["zeros"]
+    )  # fmt: skip
+    _int4_wgmma_ws_kernel[(num_tiles * m_tiles, split)](
+        x_desc, word_desc, scale_desc, zero_desc, out, partial, out,
+        M, N, K, steps_per_split * block_k, m_tiles, MAGIC[x.dtype][1],
+        HAS_ZEROS=zeros is not None, WRITE_PARTIAL=split > 1, GROUP=G, NF4=False, STAGES=config.stages,
+        DEQUANTIZERS=config.dequantizers, DEQUANTIZER_REGISTERS=DEQUANTIZER_REGISTERS[config.dequantizers],
+        mma_layout=layouts["mma"], w_smem_layout=layouts["w"], num_warps=8,
+    )  # fmt: skip
+    if split > 1:
+        reduce_partials(partial, out)
+    return out
+
+
+def _check_config(config: WgmmaConfig) -> None:
+    """What the warp-specialized kernel takes besides block_m (`checked_group_size`)."""
     if config.block_n != WS_BLOCK_N or config.num_warps != 8:
         raise ValueError(f"the warp-specialized kernel takes block_n={WS_BLOCK_N}, num_warps=8")
     if config.dequantizers not in (1, 2) or (config.dequantizers == 2 and config.block_m == 256):
@@ -322,29 +376,62 @@ def int4_wgmma_ws_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wg
         raise ValueError(f"two dequantizing warp groups need an even number of stages, not {config.stages}")
     if config.stages < 2:
         raise ValueError(f"stages must be at least 2, not {config.stages}")
-    if not tma_ready(qweight):
-        raise ValueError(
-            "the warp-specialized kernel copies the weight by TMA: it needs N a multiple of 16 and "
-            "16-byte aligned qweight, scales and zeros (w4a16_matmul falls back to the tiled kernel)"
-        )
-    block_k = min(64, G)  # a step never spans two groups
+
+
+def _tma_ready_x(x: torch.Tensor) -> torch.Tensor:
+    """x as TMA copies it: unit stride along K, rows 16-byte aligned (else a fresh dense copy)."""
     if x.stride(1) != 1 or (x.stride(0) * x.element_size()) % 16 or x.data_ptr() % 16:
-        x = x.clone(memory_format=torch.contiguous_format)  # a fresh, aligned, dense copy
+        x = x.clone(memory_format=torch.contiguous_format)
+    return x
+
+
+def nf4_ws_ready(weight: torch.Tensor, blocksize: int, N: int, K: int) -> bool:
+    """Whether TMA can copy this NF4 weight for the warp-specialized kernel: the packed bytes as
+    rows of K / 2 bytes (K a multiple of 32, contiguous, 16-byte aligned), the absmax transposed
+    to rows of N fp32 (N a multiple of 4), blocksize 32, 64 or 128 (a K step is 64, or 32)."""
+    aligned = weight.is_contiguous() and weight.data_ptr() % 16 == 0
+    return blocksize in SUPPORTED_GROUP_SIZES and K % 32 == 0 and N % 4 == 0 and aligned
+
+
+def nf4_wgmma_ws_matmul(x: torch.Tensor, weight: torch.Tensor, quant_state, out: torch.Tensor,
+                        config: WgmmaConfig) -> torch.Tensor:  # fmt: skip
+    """x [M, K] @ W.T into `out` [M, N], W in bitsandbytes NF4, with the warp-specialized kernel
+    (x, out and quant_state already checked by nf4_matmul). Each weight is its code (rounded to
+    x's dtype) times its block's absmax in fp32, rounded once, as nf4_wgmma.py's DEQUANT_A. The
+    absmax (double-dequantized when nested, `nf4_absmax_ref`) is laid out [K / blocksize, N] per
+    call so that TMA copies a step's [1, 128]."""
+    from inferlab.kernels._matmul_plan import reduce_partials
+    from inferlab.kernels._triton import triton
+    from inferlab.kernels.quant_formats import nf4_absmax_ref
+
+    M, K = x.shape
+    N = out.shape[1]
+    blocksize = quant_state.blocksize
+    if config.block_m not in WS_BLOCK_M:
+        raise ValueError(f"block_m must be one of {WS_BLOCK_M} here, not {config.block_m}")
+    _check_config(config)
+    if not nf4_ws_ready(weight, blocksize, N, K):
+        raise ValueError(
+            "the warp-specialized NF4 kernel copies the weight by TMA: it needs blocksize 32, 64 or "
+            f"128, K a multiple of 32, N of 4 and a contiguous, 16-byte aligned weight (blocksize "
+            f"{blocksize}, N = {N}, K = {K})"
+        )
+    block_k = min(64, blocksize)
+    x = _tma_ready_x(x)
     layouts = ws_layouts(config.block_m, block_k, x.dtype)
     m_tiles = triton.cdiv(M, config.block_m)
     num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // block_k, out, m_tiles)
-    zeros = qweight.zeros
-    scales = qweight.scales.to(x.dtype) if qweight.scales.dtype != x.dtype else qweight.scales
+    absmax = nf4_absmax_ref(quant_state).view(N, K // blocksize).t().contiguous()
+    packed = weight.view(torch.uint8).view(-1)
     x_desc = TensorDescriptor.from_tensor(x, [config.block_m, block_k], layouts["x"])
-    word_desc = TensorDescriptor.from_tensor(qweight.qweight, [block_k // 8, WS_BLOCK_N], layouts["words"])
-    scale_desc = TensorDescriptor.from_tensor(scales, [1, WS_BLOCK_N], layouts["scales"])
-    zero_desc = TensorDescriptor.from_tensor(
-        zeros if zeros is not None else qweight.qweight.view(torch.uint8), [1, WS_BLOCK_N], layouts["zeros"]
-    )  # fmt: skip
+    words = packed.view(torch.int32).view(N, K // 8)  # W's rows of 8-weight words
+    word_desc = TensorDescriptor.from_tensor(words, [WS_BLOCK_N, block_k // 8], layouts["words"])
+    absmax_desc = TensorDescriptor.from_tensor(absmax, [1, WS_BLOCK_N], layouts["words"])  # 32-bit, flat
+    unused = TensorDescriptor.from_tensor(packed.view(N, K // 2), [1, WS_BLOCK_N], layouts["zeros"])
     _int4_wgmma_ws_kernel[(num_tiles * m_tiles, split)](
-        x_desc, word_desc, scale_desc, zero_desc, out, partial,
-        M, N, K, steps_per_split * block_k, m_tiles, MAGIC[x.dtype][1],
-        HAS_ZEROS=zeros is not None, WRITE_PARTIAL=split > 1, GROUP=G, STAGES=config.stages,
+        x_desc, word_desc, absmax_desc, unused, out, partial, quant_state.code,
+        M, N, K, steps_per_split * block_k, m_tiles, 0.0,
+        HAS_ZEROS=False, WRITE_PARTIAL=split > 1, GROUP=blocksize, NF4=True, STAGES=config.stages,
         DEQUANTIZERS=config.dequantizers, DEQUANTIZER_REGISTERS=DEQUANTIZER_REGISTERS[config.dequantizers],
         mma_layout=layouts["mma"], w_smem_layout=layouts["w"], num_warps=8,
     )  # fmt: skip
