@@ -9,6 +9,7 @@ to exceed 3x the L2.
     python3 benchmarks/sweep_wgmma.py [--format int4|nf4] [--m 1,16,32,64] [--layers 4096x14336,...]
     python3 benchmarks/sweep_wgmma.py --tiled --m 64,128,256   # W dequantized into A, M tiled
     python3 benchmarks/sweep_wgmma.py --ws --m 64,128,256      # a producer warp group dequantizes W
+    python3 benchmarks/sweep_wgmma.py --ws --format nf4 --m 128,256
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ def tiled_candidates(m: int, fmt: str = "int4") -> list[WgmmaConfig]:
 
 
 def ws_candidates(m: int) -> list[WgmmaConfig]:
-    """int4, warp-specialized (w4a16_wgmma_ws.py): the x rows of one program (the smallest tile
-    that holds M, at most 256, and from 129 rows also 128: each M tile dequantizes W again),
-    stages of the ring (a 256-row slot is 52 KB; two dequantizing warp groups need an even
-    number), split-K (None: one wave, `plan_splits`), one or two dequantizing warp groups."""
+    """Warp-specialized (w4a16_wgmma_ws.py; int4, or NF4 with the same configs): the x rows of
+    one program (the smallest tile that holds M, at most 256, and from 129 rows also 128: each M
+    tile dequantizes W again), stages of the ring (a 256-row slot is 52 KB; two dequantizing warp
+    groups need an even number), split-K (None: one wave, `plan_splits`), one or two
+    dequantizing warp groups."""
     fits = next(b for b in (64, 128, 256) if m <= b or b == 256)
     block_ms = (fits, 128) if fits == 256 else (fits,)  # 256 rows also as two 128-row tiles
     stages = {64: (4, 6), 128: (4, 6), 256: (3, 4)}
@@ -137,7 +139,7 @@ def main() -> int:
         "--tiled", action="store_true", help="W dequantized into A, M tiled (int4 from 33 rows, NF4 from 65)"
     )
     parser.add_argument(
-        "--ws", action="store_true", help="int4, warp-specialized: a producer warp group dequantizes W"
+        "--ws", action="store_true", help="warp-specialized (int4 or NF4): producer warp groups dequantize W"
     )
     parser.add_argument("--verbose", action="store_true", help="print each config's time as it is measured")
     args = parser.parse_args()
