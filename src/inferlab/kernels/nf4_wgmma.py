@@ -128,15 +128,21 @@ if HAVE_GLUON:
         )  # fmt: skip
 
     @gluon.jit
-    def _look_up(words, lo, hi, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, dtype: gl.constexpr):
-        """[BLOCK_N, BLOCK_K / 8] words -> [BLOCK_N, BLOCK_K] code values in the logical K order."""
-        v = gl.inline_asm_elementwise(
+    def _codes(words, lo, hi, dtype: gl.constexpr):
+        """`LOOKUP_ASM` on every word: 8 tensors, the codes of its bytes' nibbles in W's K order
+        (byte s: element 2s in the high nibble, then 2s + 1), as `dtype`."""
+        return gl.inline_asm_elementwise(
             _LOOKUP_ASM, "=h,=h,=h,=h,=h,=h,=h,=h,r,r,r,r,r,r,r,r,r",
             [words, lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]],
             dtype=(dtype.value, dtype.value, dtype.value, dtype.value,
                    dtype.value, dtype.value, dtype.value, dtype.value),
             is_pure=True, pack=1,
         )  # fmt: skip
+
+    @gluon.jit
+    def _look_up(words, lo, hi, BLOCK_N: gl.constexpr, BLOCK_K: gl.constexpr, dtype: gl.constexpr):
+        """[BLOCK_N, BLOCK_K / 8] words -> [BLOCK_N, BLOCK_K] code values in the logical K order."""
+        v = _codes(words, lo, hi, dtype)
         # byte s = 2b + h of each word: a pair (e = 0, 1)
         w = gl.join(
             gl.join(gl.join(v[0], v[1]), gl.join(v[2], v[3])),
@@ -156,13 +162,7 @@ if HAVE_GLUON:
         """[R, W] words (8 weights each, along K) and each row's absmax ([R, 1], fp32) -> [R, 8 W]
         weights in W's own K order: code x absmax in fp32, rounded once to `dtype` (as
         DEQUANT_A; w4a16_wgmma_ws.py)."""
-        v = gl.inline_asm_elementwise(
-            _LOOKUP_ASM, "=h,=h,=h,=h,=h,=h,=h,=h,r,r,r,r,r,r,r,r,r",
-            [words, lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]],
-            dtype=(dtype.value, dtype.value, dtype.value, dtype.value,
-                   dtype.value, dtype.value, dtype.value, dtype.value),
-            is_pure=True, pack=1,
-        )  # fmt: skip
+        v = _codes(words, lo, hi, dtype)
         absmax, _ = gl.broadcast(absmax, words)
         w = gl.join(
             gl.join(gl.join(_scaled(v[0], absmax, dtype), _scaled(v[1], absmax, dtype)),
