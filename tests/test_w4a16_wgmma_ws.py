@@ -217,23 +217,22 @@ def test_nf4_configs_and_weights_it_refuses():
 
 
 # ---------------------------------------------------------------- on an sm_90 GPU
+GPU_CASES = [  # (M, K, N, config), for int4 and NF4
+    (33, 512, 208, _ws(64)),  # masked rows, a partial weight tile
+    (130, 1024, 256, _ws(128)),  # two M tiles
+    (130, 1024, 272, _ws(128, stages=4, dequantizers=2)),  # two dequantizing warp groups
+    (300, 768, 384, _ws(256, stages=3)),
+    (70, 1024, 192, _ws(64, split_k=3, stages=2)),  # split-K, the last split shorter
+    (200, 4096, 128, _ws(128, stages=5)),  # long K: many trips round the ring
+]
+NF4_ONLY = [(200, 4096, 132, _ws(128, stages=6, dequantizers=2))]  # N a multiple of 4, not of 16
 
 
 @hopper
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 @pytest.mark.parametrize("group_size", [32, 64, 128])
 @pytest.mark.parametrize("symmetric", [False, True], ids=["zeros", "symmetric"])
-@pytest.mark.parametrize(
-    ("m", "k", "n", "config"),
-    [
-        (33, 512, 208, _ws(64)),  # masked rows, a partial weight tile
-        (130, 1024, 256, _ws(128)),  # two M tiles
-        (130, 1024, 272, _ws(128, stages=4, dequantizers=2)),  # two dequantizing warp groups
-        (300, 768, 384, _ws(256, stages=3)),
-        (70, 1024, 192, _ws(64, split_k=3, stages=2)),  # split-K, the last split shorter
-        (200, 4096, 128, _ws(128, stages=5)),  # long K: many trips round the ring
-    ],
-)
+@pytest.mark.parametrize(("m", "k", "n", "config"), GPU_CASES)
 def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, config):
     check_against_fp64(dtype, group_size, symmetric, m, k, n, config)  # W rounded as the reference
 
@@ -252,16 +251,7 @@ def test_strided_x_and_fp32_scales_on_hopper():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 @pytest.mark.parametrize("blocksize", [32, 64, 128])
 @pytest.mark.parametrize("nested", [False, True], ids=["plain", "nested"])
-@pytest.mark.parametrize(
-    ("m", "k", "n", "config"),
-    [
-        (33, 512, 208, _ws(64)),  # masked rows, a partial weight tile
-        (130, 1024, 256, _ws(128, stages=4, dequantizers=2)),
-        (300, 768, 384, _ws(256, stages=3)),
-        (70, 1024, 192, _ws(64, split_k=3, stages=2)),  # split-K, the last split shorter
-        (200, 4096, 132, _ws(128, stages=6, dequantizers=2)),  # long K, N a multiple of 4 only
-    ],
-)
+@pytest.mark.parametrize(("m", "k", "n", "config"), GPU_CASES + NF4_ONLY)
 def test_nf4_matches_reference_on_hopper(dtype, blocksize, nested, m, k, n, config):
     """NF4 through the warp-specialized kernel (nf4_matmul with config.warp_specialized): code
     times absmax rounded once, as nf4_wgmma.py's DEQUANT_A, within twice the reference's error."""
