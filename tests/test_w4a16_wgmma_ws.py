@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from inferlab.kernels.quant_formats import dequantize_int4_ref, quantize_int4, unpack_int4_along_k
-from inferlab.kernels.w4a16 import w4a16_matmul_ref
 from inferlab.kernels.w4a16_wgmma import WgmmaConfig, int4_wgmma_matmul
 from sm90_compile import compiled_rows, hopper
 from test_nf4_wgmma import check_nf4_against_fp64
 from test_w4a16_wgmma import check_against_fp64
+from test_w4a16_wgmma_tiled import check_strided_x
 
 
 def _gen(seed):
@@ -239,12 +239,7 @@ def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, conf
 
 @hopper
 def test_strided_x_and_fp32_scales_on_hopper():
-    qw = quantize_int4(torch.randn(128, 256, generator=_gen(7)).cuda(), 128, scale_dtype=torch.bfloat16)
-    wide = torch.randn(96, 512, generator=_gen(8)).to("cuda", torch.bfloat16)
-    x = wide[:, ::2]  # a column stride of 2
-    out = torch.empty(96, 128, device="cuda", dtype=torch.bfloat16)
-    got = int4_wgmma_matmul(x, qw, out, _ws(64))
-    torch.testing.assert_close(got, w4a16_matmul_ref(x.contiguous(), qw), rtol=2e-2, atol=2e-2)
+    check_strided_x(_ws(64), scale_dtype=torch.float32)  # x copied for TMA, scales cast to bf16
 
 
 @hopper
