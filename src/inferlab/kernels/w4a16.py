@@ -30,9 +30,8 @@ That is the reference (`*_ref`); path 1 below skips W's rounding and path 4 lets
    w4a16_wgmma_ws.py takes those rows instead: a warp-specialized kernel whose producer warp
    groups dequantize W into shared memory beside the consumers' asynchronous wgmma (runs 57-65:
    on an H100 1.40-1.54x cuBLAS at 64 rows on the large layers, 1.22-1.45x at 128, 0.90-1.08x
-   at 256).
-   nf4_wgmma.py does both for bitsandbytes' NF4 (the fold up to 64 rows), the
-   16 code values looked up in registers by `prmt` (the code rounded to 16 bits).
+   at 256). nf4_wgmma.py does both for bitsandbytes' NF4 (the fold up to 64 rows), the 16 code
+   values looked up in registers by `prmt` (the code rounded to 16 bits).
 2. "gemv" (M <= 16): one BLOCK_M = 16 tensor-core tile holds every row of x; a program owns
    BLOCK_N outputs and one split of K (`split_k_for`: few output tiles would leave SMs idle).
 3. "tiled" (M > 16): BLOCK_M x BLOCK_N x BLOCK_K tiles by M (TILED_CONFIGS), GROUP_M ordering so
@@ -56,8 +55,8 @@ way, and cuBLAS sums.
 - w4a16_kernels.py: the tensor-core kernel of each format, and how each dequantizes in registers;
 - w4a16_gemv.py: the CUDA-core GEMV for one row of x (int4, int8; NF4's, slower, as an option);
 - w4a16_wgmma.py, nf4_wgmma.py: int4 (to 32 rows) and NF4 (every M) on sm_90's wgmma (Gluon);
-- w4a16_wgmma_tiled.py: the same rows where TMA cannot copy the weight, W dequantized into A registers;
 - w4a16_wgmma_ws.py: int4 on sm_90's wgmma from 33 rows, warp-specialized (a producer dequantizes);
+- w4a16_wgmma_tiled.py: the same rows where TMA cannot copy the weight, W dequantized into A registers;
 - w4a16_dequant.py: the dequantize-then-cuBLAS path for large M (int4, NF4);
 - _matmul_plan.py: `MatmulConfig`, the config tables, the path, split-K and `_launch`;
 - _matmul_tiles.py: the tile pieces all of them share (program order, x loads, tl.dot, stores);

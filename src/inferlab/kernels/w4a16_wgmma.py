@@ -112,8 +112,8 @@ class WgmmaConfig:
     dequantize_a: bool = False
     step_k: int | None = None  # int4 with dequantize_a: K per step (None: the group)
     words_in_registers: bool = False  # int4 with dequantize_a: words a step ahead, not by the ring
-    # int4 with dequantize_a: a producer warp group dequantizes W into shared memory beside the
-    # consumers' asynchronous wgmma (w4a16_wgmma_ws.py; block_n 128, num_warps 8: the consumers)
+    # with dequantize_a: producer warp groups dequantize W into shared memory beside the consumers'
+    # asynchronous wgmma (w4a16_wgmma_ws.py, int4 and NF4; block_n 128, num_warps 8: the consumers)
     warp_specialized: bool = False
     dequantizers: int = 1  # warp_specialized: dequantizing warp groups (2: they take turns)
 
@@ -504,7 +504,7 @@ def plan_splits(config: WgmmaConfig, M: int, N: int, k_steps: int, out: torch.Te
         split = config.split_k
     elif config.warp_specialized:
         # one wave: the most splits (a power of two) whose programs all fit on the SMs at once,
-        # one per SM (on 112 tiles no split: a second, partial wave cost 15-20%, 0007 run 59)
+        # one per SM (on 112 tiles no split: a second, partial wave cost 15-21%, 0007 run 59)
         split = 1
         while num_tiles * m_tiles * split * 2 <= sms and split * 2 <= min(k_steps, most):
             split *= 2
