@@ -424,6 +424,23 @@ def test_materialize_provider_times_the_opt_in_path(spec, monkeypatch, device):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the provider is built")
+def test_warp_specialized_nf4_provider_needs_hopper():
+    """`inferlab-ws` times NF4 through the warp-specialized kernel beside the default while that
+    path is opt-in; without an sm_90 GPU it is listed as unavailable, not run."""
+    assert "inferlab-ws" in NF4_MATMUL_SPEC.baselines
+    with pytest.raises(ProviderUnavailable, match="sm_90"):
+        factories_for(NF4_MATMUL_SPEC)["inferlab-ws"](NF4_MATMUL_SPEC)
+
+
+def test_the_warp_specialized_config_for_any_m():
+    from inferlab.kernels._matmul_plan import ws_config_for
+
+    rows = (1, 33, 64, 65, 128, 129, 4096)
+    assert [ws_config_for(m).block_m for m in rows] == [64, 64, 64, 128, 128, 256, 256]
+    assert all(ws_config_for(m).warp_specialized for m in (1, 4096))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the provider is built")
 def test_int4pack_baseline_is_cuda_only():
     with pytest.raises(ProviderUnavailable, match="CUDA only"):
         factories_for(W4A16_SPEC)["torch-int4pack"](W4A16_SPEC)

@@ -31,6 +31,22 @@ def _inferlab_materialize(spec: KernelSpec) -> Provider:
     return Provider("inferlab-materialize", mm, writes_out=True, note=note)
 
 
+def _inferlab_warp_specialized(spec: KernelSpec) -> Provider:
+    # NF4 through the warp-specialized kernel (w4a16_wgmma_ws.py), opt-in until measured: timed
+    # beside the default so that one run says whether it should become the default.
+    from inferlab.kernels._matmul_plan import ws_config_for
+    from inferlab.kernels.w4a16_wgmma import available
+
+    if not (torch.cuda.is_available() and available(torch.device("cuda"))):
+        raise ProviderUnavailable("the warp-specialized kernel needs an sm_90 GPU and Triton's Gluon")
+
+    def mm(inputs, out):
+        return spec.launcher(**inputs, out=out, config=ws_config_for(inputs["x"].shape[0]))
+
+    note = "config.warp_specialized: W dequantized by producer warp groups"
+    return Provider("inferlab-ws", mm, writes_out=True, note=note)
+
+
 INT4PACK_SCHEMAS = {  # the signatures the conversion below was written for (torch >= 2.5)
     "_convert_weight_to_int4pack": "(Tensor self, int innerKTiles)",
     "_weight_int4pack_mm": "(Tensor self, Tensor mat2, int qGroupSize, Tensor qScaleAndZeros)",

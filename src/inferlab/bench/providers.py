@@ -34,6 +34,7 @@ from inferlab.bench.baselines_quant import (
     _bitsandbytes_nf4_matmul,
     _cublas_dense,
     _inferlab_materialize,
+    _inferlab_warp_specialized,
     _torch_int4pack,
 )
 from inferlab.bench.provider_types import OURS, Provider, ProviderUnavailable, Unavailable  # noqa: F401
@@ -171,6 +172,7 @@ EXTRA: dict[str, dict[str, Callable[[KernelSpec], Provider]]] = {
         "cublas-bf16": _cublas_dense,
         "bitsandbytes": _bitsandbytes_nf4_matmul,
         "inferlab-materialize": _inferlab_materialize,
+        "inferlab-ws": _inferlab_warp_specialized,
     },
     "int8_matmul": {"cublas-bf16": _cublas_dense},
     "flash_attention": {

@@ -148,6 +148,12 @@ NF4_WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
 )
 
 
+def ws_config_for(M: int) -> WgmmaConfig:
+    """int4's warp-specialized config for M rows (w4a16_wgmma_ws.py; 64-row tiles below 33 rows):
+    what the bench times NF4 with while that path is opt-in (`inferlab-ws`)."""
+    return next(c for max_m, c in WGMMA_CONFIGS if c.warp_specialized and (max_m is None or M <= max_m))
+
+
 def wgmma_config_for(M: int, fmt: str = "int4", tma: bool = True) -> WgmmaConfig:
     """The wgmma kernels' config for M rows of format `fmt` ("int4" or "nf4"); `tma` False: the
     weight's tensors cannot be copied by TMA, so no warp-specialized kernel."""

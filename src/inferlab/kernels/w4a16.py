@@ -381,10 +381,10 @@ def _nf4_reference(x, weight, w_dense=None, **state):
     return nf4_matmul_ref(x, weight, nf4_state_of(inputs, _nf4_n(x, weight)))
 
 
-def _nf4_launcher(x, weight, w_dense=None, out=None, materialize=False, **state):
+def _nf4_launcher(x, weight, w_dense=None, out=None, materialize=False, config=None, **state):
     inputs = {"x": x, **state}
     state_ = nf4_state_of(inputs, _nf4_n(x, weight))
-    return nf4_matmul(x, weight, state_, out=out, materialize=materialize)
+    return nf4_matmul(x, weight, state_, out=out, materialize=materialize, config=config)
 
 
 def _int8_reference(x, w_int8, scale, w_dense=None):
@@ -438,7 +438,7 @@ NF4_MATMUL_SPEC = KernelSpec(
     reference=_nf4_reference,
     make_inputs=_nf4_inputs,
     bytes_moved=_nf4_bytes,
-    baselines=("cublas-bf16", "bitsandbytes", "inferlab-materialize"),
+    baselines=("cublas-bf16", "bitsandbytes", "inferlab-materialize", "inferlab-ws"),
     summary="x @ W.T with W in bitsandbytes NF4 (double-quantized absmax), dequantized in registers",
     error_scales_with_rms=(
         "on sm_90 the wgmma kernel (nf4_wgmma.py) rounds each NF4 code to the 16-bit type and, up "
