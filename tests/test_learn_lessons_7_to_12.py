@@ -99,6 +99,9 @@ INDEPENDENT: dict[int, dict[str, object]] = {
         "ideal-speedup-m1": _gate_proj_time_us(1, 16) / _gate_proj_time_us(1, NF4_DOUBLE_BITS),
         "ideal-speedup-m128": _gate_proj_time_us(128, 16) / _gate_proj_time_us(128, NF4_DOUBLE_BITS),
         "fold-break-even": 64,  # unpack 64 x 128 weights a step = fold 2 x 64 x BLOCK_M values
+        # a step's multiply-adds over an H100 SM's rate: 4 tensor cores of 512 dense bf16
+        # multiply-adds a cycle each (989.4 TFLOPS = 132 SMs x 4 x 512 x 2 x 1.83 GHz)
+        "ws-step-cycles": 128 * 128 * 64 / (4 * 512),
     },
     9: {
         "score-gib": 4096 * 4096 * 32 * 2 / 2**30,
