@@ -290,7 +290,8 @@ if HAVE_GLUON:
                 [4],
                 [DEQUANTIZER_REGISTERS],
             )  # fmt: skip
-        else:  # two warp groups take turns, even and odd steps
+        else:  # two warp groups take turns, even and odd steps (Gluon takes the partitions as a
+            # literal list, so each count of dequantizing groups has its own call)
             gl.warp_specialize(
                 [
                     (_consume, (x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem,
