@@ -131,6 +131,10 @@ def test_default_configs_fit_any_k():
     assert two.blocks_per_step == 2
     assert wgmma_config_for(65, "nf4").dequantize_a and wgmma_config_for(4096, "nf4").dequantize_a
     assert not wgmma_config_for(64, "nf4").dequantize_a
+    # beyond 128 rows the warp-specialized kernel, or the tiled one where TMA cannot copy W
+    assert not wgmma_config_for(128, "nf4").warp_specialized
+    assert wgmma_config_for(129, "nf4").warp_specialized
+    assert wgmma_config_for(129, "nf4", tma=False) == wgmma_config_for(128, "nf4")
     assert fit_blocks(two, 4096, 64).blocks_per_step == 2
     assert fit_blocks(two, 64 * 7, 64).blocks_per_step == 1  # 7 blocks: no whole steps of two
     assert fit_blocks(two, 4096, 32).blocks_per_step == 1  # blocksize 32 takes one block a step
@@ -226,12 +230,15 @@ def test_matches_reference_on_hopper(dtype, blocksize, nested, m, k, n, config):
 
 
 def check_nf4_against_fp64(dtype, blocksize, nested, m, k, n, config):
-    """nf4_wgmma_matmul on fresh inputs into a poisoned output, held to twice the reference's
-    error (W rounded to 16 bits first) against fp64 on the exact weights. Shared with
-    test_w4a16_wgmma_ws.py."""
+    """nf4_wgmma_matmul (config None: nf4_matmul's default) on fresh inputs into a poisoned
+    output, held to twice the reference's error (W rounded to 16 bits first) against fp64 on the
+    exact weights. Shared with test_w4a16_wgmma_ws.py."""
     x, packed, state = _nf4_inputs(m, k, n, dtype, blocksize, nested, m + k + n)
     out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)  # poisoned
-    got = nf4_wgmma_matmul(x, packed, state, out, config)
+    if config is None:
+        got = nf4_matmul(x, packed, state, out=out)
+    else:
+        got = nf4_wgmma_matmul(x, packed, state, out, config)
     assert got is out
     fp32_state = copy.copy(state)
     fp32_state.dtype = torch.float32

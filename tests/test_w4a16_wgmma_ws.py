@@ -238,8 +238,8 @@ def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, conf
 
 
 @hopper
-def test_strided_x_and_fp32_scales_on_hopper():
-    check_strided_x(_ws(64), scale_dtype=torch.float32)  # x copied for TMA, scales cast to bf16
+def test_strided_x_and_fp16_scales_on_hopper():
+    check_strided_x(_ws(64), scale_dtype=torch.float16)  # x copied for TMA, scales cast to x's bf16
 
 
 @hopper
@@ -251,3 +251,17 @@ def test_nf4_matches_reference_on_hopper(dtype, blocksize, nested, m, k, n, conf
     """NF4 through the warp-specialized kernel (nf4_matmul with config.warp_specialized): code
     times absmax rounded once, as nf4_wgmma.py's DEQUANT_A, within twice the reference's error."""
     check_nf4_against_fp64(dtype, blocksize, nested, m, k, n, config)
+
+
+@hopper
+@pytest.mark.parametrize("n", [256, 130], ids=["tma", "fallback"])
+def test_nf4_default_beyond_128_rows_on_hopper(monkeypatch, n):
+    """nf4_matmul's default from 129 rows: this kernel, or nf4_wgmma.py's tiled one where TMA
+    cannot copy the absmax (N = 130, not a multiple of 4)."""
+    from inferlab.kernels import w4a16_wgmma_ws
+
+    calls = []
+    real = w4a16_wgmma_ws.nf4_wgmma_ws_matmul
+    monkeypatch.setattr(w4a16_wgmma_ws, "nf4_wgmma_ws_matmul", lambda *a: calls.append(n) or real(*a))
+    check_nf4_against_fp64(torch.bfloat16, 64, True, 200, 1024, n, None)
+    assert calls == ([256] if n == 256 else [])

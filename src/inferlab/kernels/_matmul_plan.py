@@ -137,6 +137,7 @@ WGMMA_TILED_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
 WGMMA_FORMATS = ("int4", "nf4")
 # NF4 (nf4_wgmma.py), chosen on an H200 (sweep_wgmma.py --format nf4, 0007 runs 32-35, 41): 64-row
 # tiles, two 64-weight absmax blocks per K step, 4 programs per SM; x prepared from 17 rows.
+_NF4_TILED = WgmmaConfig(block_n=64, block_m=128, blocks_per_step=2, prepare_x=True, **_TILED)
 NF4_WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (1, WgmmaConfig(block_n=64, block_m=8, programs_per_sm=4, stages=2, blocks_per_step=2)),
     (16, WgmmaConfig(block_n=64, programs_per_sm=4, stages=2, blocks_per_step=2)),
@@ -144,7 +145,11 @@ NF4_WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (64, WgmmaConfig(block_n=64, block_m=64, programs_per_sm=4, stages=3, prepare_x=True)),
     # from 65 rows the codes are scaled in the A registers and M is tiled: 128 x rows, two absmax
     # blocks a step (sweep_wgmma.py --tiled --format nf4, 0007 run 54: the best at M = 128, 256)
-    (None, WgmmaConfig(block_n=64, block_m=128, blocks_per_step=2, prepare_x=True, **_TILED)),
+    (128, _NF4_TILED),
+    # beyond 128 rows warp groups look the codes up into shared memory beside the wgmma
+    # (w4a16_wgmma_ws.py, NF4=True; sweep_wgmma.py --ws --format nf4, 0007 run 66 on an H100:
+    # 1.26-1.47x the tiled kernel at M = 256, 0.81-0.99x at 128)
+    (None, WgmmaConfig(block_m=256, stages=4, **_WS)),
 )
 
 
@@ -160,6 +165,8 @@ def wgmma_config_for(M: int, fmt: str = "int4", tma: bool = True) -> WgmmaConfig
     table = NF4_WGMMA_CONFIGS if fmt == "nf4" else WGMMA_CONFIGS
     config = next(c for max_m, c in table if max_m is None or M <= max_m)
     if config.warp_specialized and not tma:
+        if fmt == "nf4":
+            return _NF4_TILED
         config = next(c for max_m, c in WGMMA_TILED_CONFIGS if max_m is None or M <= max_m)
     return config
 

@@ -151,7 +151,7 @@ from inferlab.kernels.w4a16_shapes import (  # noqa: F401
 )
 from inferlab.kernels.w4a16_wgmma import WgmmaConfig, int4_wgmma_matmul
 from inferlab.kernels.w4a16_wgmma import available as wgmma_available
-from inferlab.kernels.w4a16_wgmma_ws import tma_ready
+from inferlab.kernels.w4a16_wgmma_ws import nf4_ws_ready, tma_ready
 
 ACT_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -308,7 +308,8 @@ def nf4_matmul(
     # a blocksize (or weight) the wgmma kernel does not take goes on to the tl kernels
     wgmma = config is None and path == "wgmma" and nf4_wgmma_supports(weight, blocksize)
     if isinstance(config, WgmmaConfig) or wgmma:
-        config = config or fit_blocks(wgmma_config_for(x.shape[0], "nf4"), K, blocksize)
+        tma = nf4_ws_ready(weight, blocksize, N, K)
+        config = config or fit_blocks(wgmma_config_for(x.shape[0], "nf4", tma=tma), K, blocksize)
         _check_wgmma(x, config)
         if x.shape[0] == 0:
             return out
