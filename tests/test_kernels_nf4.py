@@ -243,3 +243,18 @@ def test_wrong_device_and_bad_out(device):
         dequantize_nf4(packed, state, out=torch.empty(4, 65, device=device))
     with pytest.raises(TypeError, match="out must be torch.float32"):
         dequantize_nf4(packed, state, out=torch.empty(4, 64, device=device, dtype=torch.float16))
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["plain", "nested"])
+@pytest.mark.parametrize(("n", "k", "blocksize"), [(70, 64 * 67, 64), (130, 256, 32)])
+def test_absmax_by_step_is_the_references_absmax_transposed(n, k, blocksize, nested, device):
+    """The warp-specialized matmul's absmax, [K / blocksize, N] in one launch: the reference's
+    values bit for bit (nested: two roundings), in K-step-major order, every entry written."""
+    from inferlab.kernels.quant_formats import nf4_absmax_ref
+
+    w = torch.randn(n, k, generator=torch.Generator().manual_seed(n + k)).to(device)
+    packed, state = quantize_nf4_ref(w, blocksize, nested=nested)
+    _, _, _, absmax2, code2, offset, blocksize2 = nf4._validated_args(packed, state)
+    got = nf4.absmax_by_step(state.absmax, absmax2, code2, offset, blocksize2, n, k // blocksize)
+    want = nf4_absmax_ref(state).view(n, k // blocksize).t()
+    assert torch.equal(got, want)

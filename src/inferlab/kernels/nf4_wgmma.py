@@ -415,7 +415,7 @@ def launch(x: torch.Tensor, weight: torch.Tensor, quant_state, validated: tuple,
     if config.warp_specialized:  # the codes looked up by a producer warp group (w4a16_wgmma_ws.py)
         from inferlab.kernels.w4a16_wgmma_ws import nf4_wgmma_ws_matmul
 
-        return nf4_wgmma_ws_matmul(x, weight, quant_state, out, config)
+        return nf4_wgmma_ws_matmul(x, weight, quant_state, out, config, validated)
     if config.step_k is not None or config.words_in_registers:
         raise ValueError(
             "step_k and words_in_registers are int4's (w4a16_wgmma_tiled.py): NF4 steps by blocks"

@@ -59,7 +59,7 @@ each split writes M x N fp32 partials that a second launch sums.
 **NF4** (`nf4_wgmma_ws_matmul`, NF4=True; opt-in: nf4_matmul with a config whose
 `warp_specialized` is set) goes through the same kernel. The copies are W's packed bytes (rows of
 K / 2 bytes, [128, 8] words a step) and the step's absmax, double-dequantized once per call
-(`nf4_absmax_ref`) and laid out [K / blocksize, N]. The dequantizer looks the codes up with
+(`nf4.absmax_by_step`, one launch) and laid out [K / blocksize, N]. The dequantizer looks the codes up with
 nf4_wgmma.py's `prmt` table, whose outputs are already in W's K order, then multiplies each
 by its absmax in fp32 and rounds once, as nf4_wgmma.py's DEQUANT_A. It compiles without spills,
 but has **not run on a GPU yet**: tests/test_w4a16_wgmma_ws.py has its GPU tests, and
@@ -404,15 +404,16 @@ def nf4_ws_ready(weight: torch.Tensor, blocksize: int, N: int, K: int) -> bool:
 
 
 def nf4_wgmma_ws_matmul(x: torch.Tensor, weight: torch.Tensor, quant_state, out: torch.Tensor,
-                        config: WgmmaConfig) -> torch.Tensor:  # fmt: skip
+                        config: WgmmaConfig, validated: tuple | None = None) -> torch.Tensor:  # fmt: skip
     """x [M, K] @ W.T into `out` [M, N], W in bitsandbytes NF4, with the warp-specialized kernel
     (x, out and quant_state already checked by nf4_matmul). Each weight is its code (rounded to
     x's dtype) times its block's absmax in fp32, rounded once, as nf4_wgmma.py's DEQUANT_A. The
-    absmax (double-dequantized when nested, `nf4_absmax_ref`) is laid out [K / blocksize, N] per
-    call so that TMA copies a step's [1, 128]."""
+    absmax (double-dequantized when nested) is laid out [K / blocksize, N] per call, in one
+    launch (`nf4.absmax_by_step`), so that TMA copies a step's [1, 128]. `validated`:
+    nf4._validated_args' tuple, where the caller has it."""
     from inferlab.kernels._matmul_plan import reduce_partials
     from inferlab.kernels._triton import triton
-    from inferlab.kernels.quant_formats import nf4_absmax_ref
+    from inferlab.kernels.nf4 import _validated_args, absmax_by_step
 
     M, K = x.shape
     N = out.shape[1]
@@ -431,7 +432,8 @@ def nf4_wgmma_ws_matmul(x: torch.Tensor, weight: torch.Tensor, quant_state, out:
     layouts = ws_layouts(config.block_m, block_k, x.dtype)
     m_tiles = triton.cdiv(M, config.block_m)
     num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // block_k, out, m_tiles)
-    absmax = nf4_absmax_ref(quant_state).view(N, K // blocksize).t().contiguous()
+    _, _, _, absmax2, code2, offset, blocksize2 = validated or _validated_args(weight, quant_state)
+    absmax = absmax_by_step(quant_state.absmax, absmax2, code2, offset, blocksize2, N, K // blocksize)
     packed = weight.view(torch.uint8).view(-1)
     x_desc = TensorDescriptor.from_tensor(x, [config.block_m, block_k], layouts["x"])
     words = packed.view(torch.int32).view(N, K // 8)  # W's rows of 8-weight words
