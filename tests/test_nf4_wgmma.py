@@ -114,10 +114,10 @@ def test_supports():
         kernel_layouts(128, 128, 16, 4, 4)
 
 
-def test_int4_only_options_are_refused():
-    packed, state = quantize_nf4_ref(torch.randn(64, 256, generator=_gen(6)), 64)
-    x = torch.randn(70, 256, generator=_gen(7)).to(torch.bfloat16)
-    out = torch.empty(70, 64, dtype=torch.bfloat16)
+def test_int4_only_options_are_refused(device):
+    packed, state = quantize_nf4_ref(torch.randn(64, 256, generator=_gen(6)).to(device), 64)
+    x = torch.randn(70, 256, generator=_gen(7)).to(device, torch.bfloat16)
+    out = torch.empty(70, 64, device=device, dtype=torch.bfloat16)
     for config in (WgmmaConfig(dequantize_a=True, step_k=64), WgmmaConfig(words_in_registers=True)):
         with pytest.raises(ValueError, match="int4's"):
             nf4_wgmma_matmul(x, packed, state, out, config)
@@ -131,10 +131,11 @@ def test_default_configs_fit_any_k():
     assert two.blocks_per_step == 2
     assert wgmma_config_for(65, "nf4").dequantize_a and wgmma_config_for(4096, "nf4").dequantize_a
     assert not wgmma_config_for(64, "nf4").dequantize_a
-    # beyond 128 rows the warp-specialized kernel, or the tiled one where TMA cannot copy W
-    assert not wgmma_config_for(128, "nf4").warp_specialized
-    assert wgmma_config_for(129, "nf4").warp_specialized
-    assert wgmma_config_for(129, "nf4", tma=False) == wgmma_config_for(128, "nf4")
+    # from 65 rows the warp-specialized kernel, or the tiled one where TMA cannot copy W
+    assert not wgmma_config_for(64, "nf4").warp_specialized
+    assert wgmma_config_for(65, "nf4").warp_specialized and wgmma_config_for(4096, "nf4").warp_specialized
+    tiled = wgmma_config_for(65, "nf4", tma=False)
+    assert tiled == wgmma_config_for(4096, "nf4", tma=False) and not tiled.warp_specialized
     assert fit_blocks(two, 4096, 64).blocks_per_step == 2
     assert fit_blocks(two, 64 * 7, 64).blocks_per_step == 1  # 7 blocks: no whole steps of two
     assert fit_blocks(two, 4096, 32).blocks_per_step == 1  # blocksize 32 takes one block a step

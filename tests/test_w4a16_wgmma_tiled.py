@@ -140,9 +140,9 @@ def test_strided_x_on_hopper():
     check_strided_x(WgmmaConfig(block_n=64, block_m=64, dequantize_a=True))
 
 
-def check_strided_x(config, scale_dtype=torch.bfloat16):
+def check_strided_x(config):
     """int4_wgmma_matmul on an x with a column stride of 2 (shared with test_w4a16_wgmma_ws.py)."""
-    qw = quantize_int4(torch.randn(128, 256, generator=_gen(7)).cuda(), 128, scale_dtype=scale_dtype)
+    qw = quantize_int4(torch.randn(128, 256, generator=_gen(7)).cuda(), 128, scale_dtype=torch.bfloat16)
     wide = torch.randn(96, 512, generator=_gen(8)).to("cuda", torch.bfloat16)
     x = wide[:, ::2]  # a column stride of 2
     out = torch.empty(96, 128, device="cuda", dtype=torch.bfloat16)

@@ -137,18 +137,18 @@ WGMMA_TILED_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
 WGMMA_FORMATS = ("int4", "nf4")
 # NF4 (nf4_wgmma.py), chosen on an H200 (sweep_wgmma.py --format nf4, 0007 runs 32-35, 41): 64-row
 # tiles, two 64-weight absmax blocks per K step, 4 programs per SM; x prepared from 17 rows.
+# where TMA cannot copy the weight (nf4_ws_ready) the codes are scaled in the A registers and M is
+# tiled: 128 x rows, two absmax blocks a step (sweep_wgmma.py --tiled --format nf4, 0007 run 54)
 _NF4_TILED = WgmmaConfig(block_n=64, block_m=128, blocks_per_step=2, prepare_x=True, **_TILED)
 NF4_WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (1, WgmmaConfig(block_n=64, block_m=8, programs_per_sm=4, stages=2, blocks_per_step=2)),
     (16, WgmmaConfig(block_n=64, programs_per_sm=4, stages=2, blocks_per_step=2)),
     (32, WgmmaConfig(block_n=64, block_m=32, programs_per_sm=4, stages=2, prepare_x=True, blocks_per_step=2)),
     (64, WgmmaConfig(block_n=64, block_m=64, programs_per_sm=4, stages=3, prepare_x=True)),
-    # from 65 rows the codes are scaled in the A registers and M is tiled: 128 x rows, two absmax
-    # blocks a step (sweep_wgmma.py --tiled --format nf4, 0007 run 54: the best at M = 128, 256)
-    (128, _NF4_TILED),
-    # beyond 128 rows warp groups look the codes up into shared memory beside the wgmma
-    # (w4a16_wgmma_ws.py, NF4=True; sweep_wgmma.py --ws --format nf4, 0007 run 66 on an H100:
-    # 1.26-1.47x the tiled kernel at M = 256, 0.81-0.99x at 128)
+    # from 65 rows warp groups look the codes up into shared memory beside the wgmma, int4's
+    # configs (w4a16_wgmma_ws.py, NF4=True; 0007 run 68 on an H100: 1.13-1.53x the tiled kernel at
+    # M = 128, 1.38-1.62x at 256 on the four layers)
+    (128, WgmmaConfig(block_m=128, stages=6, dequantizers=2, **_WS)),
     (None, WgmmaConfig(block_m=256, stages=4, **_WS)),
 )
 
