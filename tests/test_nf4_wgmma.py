@@ -129,13 +129,14 @@ def test_default_configs_fit_any_k():
 
     two = wgmma_config_for(1, "nf4")
     assert two.blocks_per_step == 2
-    assert wgmma_config_for(65, "nf4").dequantize_a and wgmma_config_for(4096, "nf4").dequantize_a
-    assert not wgmma_config_for(64, "nf4").dequantize_a
-    # from 65 rows the warp-specialized kernel, or the tiled one where TMA cannot copy W
-    assert not wgmma_config_for(64, "nf4").warp_specialized
-    assert wgmma_config_for(65, "nf4").warp_specialized and wgmma_config_for(4096, "nf4").warp_specialized
+    assert not wgmma_config_for(63, "nf4").dequantize_a
+    # from 64 rows the warp-specialized kernel; where TMA cannot copy W the fold to 64 rows, then
+    # the tiled kernel
+    assert all(wgmma_config_for(m, "nf4").warp_specialized for m in (64, 65, 128, 129, 4096))
+    assert wgmma_config_for(64, "nf4", tma=False) == wgmma_config_for(63, "nf4")
     tiled = wgmma_config_for(65, "nf4", tma=False)
-    assert tiled == wgmma_config_for(4096, "nf4", tma=False) and not tiled.warp_specialized
+    assert tiled == wgmma_config_for(4096, "nf4", tma=False)
+    assert tiled.dequantize_a and not tiled.warp_specialized
     assert fit_blocks(two, 4096, 64).blocks_per_step == 2
     assert fit_blocks(two, 64 * 7, 64).blocks_per_step == 1  # 7 blocks: no whole steps of two
     assert fit_blocks(two, 4096, 32).blocks_per_step == 1  # blocksize 32 takes one block a step

@@ -255,8 +255,8 @@ def test_nf4_matches_reference_on_hopper(dtype, blocksize, nested, m, k, n, conf
 
 @hopper
 @pytest.mark.parametrize("n", [256, 130], ids=["tma", "fallback"])
-def test_nf4_default_from_65_rows_on_hopper(monkeypatch, n):
-    """nf4_matmul's default from 65 rows: this kernel, or nf4_wgmma.py's tiled one where TMA
+def test_nf4_default_from_64_rows_on_hopper(monkeypatch, n):
+    """nf4_matmul's default from 64 rows: this kernel, or nf4_wgmma.py's tiled one where TMA
     cannot copy the absmax (N = 130, not a multiple of 4)."""
     from inferlab.kernels import w4a16_wgmma_ws
 

@@ -16,8 +16,8 @@ before it can exit), so only FMA_CONFIGS use it. With SPLIT_K = 1 the kernel sto
 ## Configs (module constants, no autotuning at import)
 
 WGMMA_CONFIGS for int4 (from 33 rows w4a16_wgmma_ws.py where TMA can copy the weight, else
-WGMMA_TILED_CONFIGS: w4a16_wgmma_tiled.py) and NF4_WGMMA_CONFIGS for NF4 (from
-65 rows the codes scaled in the A registers), any M on sm_90 (w4a16_wgmma.py, nf4_wgmma.py;
+WGMMA_TILED_CONFIGS: w4a16_wgmma_tiled.py) and NF4_WGMMA_CONFIGS for NF4 (from 64 rows
+w4a16_wgmma_ws.py too, else NF4_WGMMA_TILED_CONFIGS), any M on sm_90 (w4a16_wgmma.py, nf4_wgmma.py;
 chosen on an H100 and an H200 by `benchmarks/sweep_wgmma.py`),
 else FMA_CONFIGS (CUDA-core GEMV) for one row where a
 format has one, GEMV_CONFIGS up to
@@ -136,26 +136,33 @@ WGMMA_TILED_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
 
 WGMMA_FORMATS = ("int4", "nf4")
 # NF4 (nf4_wgmma.py), chosen on an H200 (sweep_wgmma.py --format nf4, 0007 runs 32-35, 41): 64-row
-# tiles, two 64-weight absmax blocks per K step, 4 programs per SM; x prepared from 17 rows.
-# where TMA cannot copy the weight (nf4_ws_ready) the codes are scaled in the A registers and M is
-# tiled: 128 x rows, two absmax blocks a step (sweep_wgmma.py --tiled --format nf4, 0007 run 54)
-_NF4_TILED = WgmmaConfig(block_n=64, block_m=128, blocks_per_step=2, prepare_x=True, **_TILED)
+# tiles, two 64-weight absmax blocks per K step, 4 programs per SM; x prepared from 17 rows. From
+# 64 rows warp groups look the codes up into shared memory beside the wgmma, with int4's configs
+# (w4a16_wgmma_ws.py, NF4=True; on an H100 against the kernels before it, 0007 runs 68-69: at
+# M = 64 level or 1.25-1.27x, at 128 1.13-1.53x, at 256 1.38-1.62x on the four layers; at 32
+# 0.73-0.88x, so the fold kernel keeps its rows below 64, where it was not measured against it).
+_NF4_FOLD_64 = WgmmaConfig(block_n=64, block_m=64, programs_per_sm=4, stages=3, prepare_x=True)
 NF4_WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (1, WgmmaConfig(block_n=64, block_m=8, programs_per_sm=4, stages=2, blocks_per_step=2)),
     (16, WgmmaConfig(block_n=64, programs_per_sm=4, stages=2, blocks_per_step=2)),
     (32, WgmmaConfig(block_n=64, block_m=32, programs_per_sm=4, stages=2, prepare_x=True, blocks_per_step=2)),
-    (64, WgmmaConfig(block_n=64, block_m=64, programs_per_sm=4, stages=3, prepare_x=True)),
-    # from 65 rows warp groups look the codes up into shared memory beside the wgmma, int4's
-    # configs (w4a16_wgmma_ws.py, NF4=True; 0007 run 68 on an H100: 1.13-1.53x the tiled kernel at
-    # M = 128, 1.38-1.62x at 256 on the four layers)
+    (63, _NF4_FOLD_64),
+    (64, WgmmaConfig(block_m=64, stages=6, dequantizers=2, **_WS)),
     (128, WgmmaConfig(block_m=128, stages=6, dequantizers=2, **_WS)),
     (None, WgmmaConfig(block_m=256, stages=4, **_WS)),
+)
+# where TMA cannot copy NF4's weight (w4a16_wgmma_ws.nf4_ws_ready): to 64 rows the fold, beyond
+# the codes scaled in the A registers and M tiled, 128 x rows and two absmax blocks a step
+# (sweep_wgmma.py --tiled --format nf4, 0007 run 54)
+NF4_WGMMA_TILED_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
+    (64, _NF4_FOLD_64),
+    (None, WgmmaConfig(block_n=64, block_m=128, blocks_per_step=2, prepare_x=True, **_TILED)),
 )
 
 
 def ws_config_for(M: int) -> WgmmaConfig:
     """int4's warp-specialized config for M rows (w4a16_wgmma_ws.py; 64-row tiles below 33 rows):
-    what the bench times NF4 with while that path is opt-in (`inferlab-ws`)."""
+    what the bench times NF4 with below the rows where it is NF4's default (`inferlab-ws`)."""
     return next(c for max_m, c in WGMMA_CONFIGS if c.warp_specialized and (max_m is None or M <= max_m))
 
 
@@ -165,9 +172,8 @@ def wgmma_config_for(M: int, fmt: str = "int4", tma: bool = True) -> WgmmaConfig
     table = NF4_WGMMA_CONFIGS if fmt == "nf4" else WGMMA_CONFIGS
     config = next(c for max_m, c in table if max_m is None or M <= max_m)
     if config.warp_specialized and not tma:
-        if fmt == "nf4":
-            return _NF4_TILED
-        config = next(c for max_m, c in WGMMA_TILED_CONFIGS if max_m is None or M <= max_m)
+        fallback = NF4_WGMMA_TILED_CONFIGS if fmt == "nf4" else WGMMA_TILED_CONFIGS
+        config = next(c for max_m, c in fallback if max_m is None or M <= max_m)
     return config
 
 

@@ -43,7 +43,9 @@ same microseconds on an H200 (1.25-1.29x there). What limits it is the instructi
 most of them on the integer pipe (prmt, lop3 and shifts, at half the fp32 rate): the look-up
 is 21 per 8 weights.
 
-**From 65 rows** (`dequantize_a`, DEQUANT_A) the fold gives way to int4's plan for larger M
+**Beyond 64 rows where TMA cannot copy the weight** (from 64 rows w4a16_wgmma_ws.py is the
+default: producer warp groups look the codes up into shared memory; before it, 0007 runs 53-54,
+this path took every M from 65) (`dequantize_a`, DEQUANT_A) the fold gives way to int4's plan for larger M
 (w4a16_wgmma_tiled.py): each looked-up code times its absmax in fp32, rounded once to x's dtype,
 becomes the A operand, wgmma accumulates into one accumulator, and M is tiled (the M tile the
 fastest grid index). W then carries the code's rounding and the product's, one more than
