@@ -287,8 +287,8 @@ def nf4_matmul(
     W is rounded once to x's dtype (bitsandbytes' matmul_4bit rounds to quant_state.dtype, then to
     x's: the same bits whenever quant_state.dtype is x's dtype or fp32); on sm_90 the wgmma kernel
     (nf4_wgmma.py) rounds the code instead and, below 64 rows, scales in fp32 (an error of the
-    same size); from 64 rows (w4a16_wgmma_ws.py) it rounds code x absmax again. `config` and `materialize` as for
-    `w4a16_matmul` (DEQUANT_MIN_M["nf4"] rows)."""
+    same size); from 64 rows (w4a16_wgmma_ws.py) it rounds code x absmax again. `config` and
+    `materialize` as for `w4a16_matmul` (DEQUANT_MIN_M["nf4"] rows)."""
     validated = _validated_args(weight, quant_state)
     shape, _, blocksize, absmax2, code2, offset, blocksize2 = validated
     if len(shape) != 2:
@@ -443,8 +443,9 @@ NF4_MATMUL_SPEC = KernelSpec(
     summary="x @ W.T with W in bitsandbytes NF4 (double-quantized absmax), dequantized in registers",
     error_scales_with_rms=(
         "on sm_90 the wgmma kernels round each NF4 code to the 16-bit type and, below 64 rows, "
-        "scale the fp32 sum by the absmax (from 64 rows they round code x absmax once more), where the reference rounds code x absmax once; the two differ by the sum of the "
-        "weights' roundings, which follows the size of the summed terms (the tests hold both to fp64)"
+        "scale the fp32 sum by the absmax (from 64 rows they round code x absmax once more), where "
+        "the reference rounds code x absmax once; the two differ by the sum of the weights' "
+        "roundings, which follows the size of the summed terms (the tests hold both to fp64)"
     ),
     **_COMMON,
 )
