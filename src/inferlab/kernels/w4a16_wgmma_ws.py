@@ -62,7 +62,7 @@ K / 2 bytes, [128, 8] words a step) and the step's absmax, double-dequantized on
 laid out [K / blocksize, N] by one small launch (`nf4.absmax_by_step`). The dequantizer looks the
 codes up with nf4_wgmma.py's `prmt` table, whose outputs are already in W's K order, then
 multiplies each by its absmax in fp32 and rounds once, as nf4_wgmma.py's DEQUANT_A. Measured on
-an H100 (0007 runs 66-69): 52.0 us at M = 128 on 4096 -> 14336 (0.83x cuBLAS bf16, 2.4x
+an H100 (0007 runs 66-70): 49.9 us at M = 128 on 4096 -> 14336 (0.92x cuBLAS bf16, 2.50x
 bitsandbytes; int4 takes 37.6), 1.13-1.53x the tiled kernel it replaced at M = 128 and 1.38-1.62x
 at 256. The first version laid the absmax out with six torch operations per call, which cost more
 than the kernel on the small layers (run 67: 27.5 us at M = 128 on 4096 -> 1024, 15.9 after).
