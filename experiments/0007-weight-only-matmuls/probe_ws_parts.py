@@ -39,7 +39,6 @@ from inferlab.kernels.w4a16_wgmma_ws import (  # noqa: E402
 def _dequantize(word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps, magic_value,
                 FIRST: gl.constexpr, EVERY: gl.constexpr, WORK: gl.constexpr):  # fmt: skip
     STAGES: gl.constexpr = w_smem.shape[0]
-    BLOCK_N: gl.constexpr = w_smem.shape[1]
     BLOCK_K: gl.constexpr = w_smem.shape[2]
     dtype: gl.constexpr = w_smem.dtype
     word_layout: gl.constexpr = gl.BlockedLayout([BLOCK_K // 8, 1], [1, 32], [1, gl.num_warps()], [0, 1])
@@ -163,7 +162,7 @@ def main() -> None:
             for stages in (4, 6):
                 for work, mma in ((True, True), (False, True), (True, False), (False, False)):
                     us = graph_us([functools.partial(launch, x, q, out, stages, work, mma) for q in weights])
-                    print(f"  stages {stages} dequantize {int(work)} wgmma {int(mma)}: {us:.1f} us", flush=True)
+                    print(f"  stages {stages} dequantize {work:d} wgmma {mma:d}: {us:.1f} us", flush=True)
 
 
 if __name__ == "__main__":
