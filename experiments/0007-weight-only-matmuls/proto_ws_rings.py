@@ -205,7 +205,8 @@ def main() -> None:
             err = (got - want).abs().max().item()
             us = graph_us([functools.partial(launch, x, q, out, bm, sa, sb) for q in weights])
             print(
-                f"  words {sa} x/W {sb}: {us:.1f} us ({cublas / us:.2f}x cuBLAS), max diff from the default {err:.3g}",
+                f"  words {sa} x/W {sb}: {us:.1f} us ({cublas / us:.2f}x cuBLAS), "
+                f"max diff from the default {err:.3g}",
                 flush=True,
             )
 
