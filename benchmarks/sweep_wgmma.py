@@ -10,6 +10,7 @@ to exceed 3x the L2.
     python3 benchmarks/sweep_wgmma.py --tiled --m 64,128,256   # W dequantized into A, M tiled
     python3 benchmarks/sweep_wgmma.py --ws --m 64,128,256      # a producer warp group dequantizes W
     python3 benchmarks/sweep_wgmma.py --ws --format nf4 --m 128,256
+    python3 benchmarks/sweep_wgmma.py --ws --step-k 128 --m 64,128   # K steps of 128 (int4 g128)
 """
 
 from __future__ import annotations
@@ -48,19 +49,23 @@ def tiled_candidates(m: int, fmt: str = "int4") -> list[WgmmaConfig]:
     ]  # fmt: skip
 
 
-def ws_candidates(m: int) -> list[WgmmaConfig]:
+def ws_candidates(m: int, step_k: int | None = None) -> list[WgmmaConfig]:
     """Warp-specialized (w4a16_wgmma_ws.py; int4, or NF4 with the same configs): the x rows of
     one program (the smallest tile that holds M, at most 256, and from 129 rows also 128: each M
     tile dequantizes W again), stages of the ring (a 256-row slot is 52 KB; two dequantizing warp
     groups need an even number), split-K (None: one wave, `plan_splits`), one or two
-    dequantizing warp groups."""
+    dequantizing warp groups. step_k=128 (int4 g128): K steps of two 64-wide sub-tiles, slots
+    twice the size, so fewer of them, and K split by the one-wave rule only."""
     fits = next(b for b in (64, 128, 256) if m <= b or b == 256)
     block_ms = (fits, 128) if fits == 256 else (fits,)  # 256 rows also as two 128-row tiles
     stages = {64: (4, 6), 128: (4, 6), 256: (3, 4)}
+    if step_k is not None:  # a slot of 128: 57 KB at 64 rows, 73 at 128, 106 at 256
+        stages = {64: (3, 4), 128: (2, 3), 256: (2,)}
+    splits = (None, 1, 2, 4, 8) if step_k is None else (None,)
     return [
         WgmmaConfig(block_n=128, block_m=bm, num_warps=8, programs_per_sm=1, split_k=split, stages=st,
-                    dequantize_a=True, warp_specialized=True, dequantizers=d)
-        for bm in block_ms for st in stages[bm] for split in (None, 1, 2, 4, 8) for d in (1, 2)
+                    dequantize_a=True, warp_specialized=True, dequantizers=d, step_k=step_k)
+        for bm in block_ms for st in stages[bm] for split in splits for d in (1, 2)
         if not (d == 2 and (bm == 256 or st % 2))  # 16 warps: too few registers for 256 rows
     ]  # fmt: skip
 
@@ -94,7 +99,14 @@ def wgmma_call(x, q, config, fmt):
 
 
 def sweep(
-    m: int, k: int, n: int, fmt: str, tiled: bool = False, ws: bool = False, verbose: bool = False
+    m: int,
+    k: int,
+    n: int,
+    fmt: str,
+    tiled: bool = False,
+    ws: bool = False,
+    verbose: bool = False,
+    step_k: int | None = None,
 ) -> None:
     call, dense, nbytes, clone = make_weights(fmt, n, k)
     weights = [clone() for _ in range(copies_for(nbytes))]
@@ -106,7 +118,7 @@ def sweep(
     default = graph_us([functools.partial(call, x, q, None) for q in weights])
     tl = graph_us([functools.partial(call, x, q, config_for(m, fmt)) for q in weights])
     rows = []
-    for c in ws_candidates(m) if ws else tiled_candidates(m, fmt) if tiled else candidates(m, fmt):
+    for c in ws_candidates(m, step_k) if ws else tiled_candidates(m, fmt) if tiled else candidates(m, fmt):
         try:
             err = (wgmma_call(x, weights[0], c, fmt).float() - want).abs().max().item()
         except Exception as e:  # a config that does not build
@@ -141,6 +153,9 @@ def main() -> int:
     parser.add_argument(
         "--ws", action="store_true", help="warp-specialized (int4 or NF4): producer warp groups dequantize W"
     )
+    parser.add_argument(
+        "--step-k", type=int, choices=(128,), help="with --ws: K steps of 128 only (int4 g128, two sub-tiles)"
+    )
     parser.add_argument("--verbose", action="store_true", help="print each config's time as it is measured")
     args = parser.parse_args()
     if not available(torch.device("cuda")):
@@ -150,7 +165,7 @@ def main() -> int:
     for layer in args.layers.split(","):
         k, n = map(int, layer.split("x"))
         for m in map(int, args.m.split(",")):
-            sweep(m, k, n, args.format, args.tiled, args.ws, args.verbose)
+            sweep(m, k, n, args.format, args.tiled, args.ws, args.verbose, args.step_k)
     return 0
 
 

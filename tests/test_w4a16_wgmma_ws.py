@@ -122,14 +122,14 @@ COMPILE_WS = r"""
 import torch
 from inferlab.kernels import w4a16_wgmma_ws as WS
 
-def compile_one(bm, dt, zeros, stages, g=128, split=False, dq=1, nf4=False):
+def compile_one(bm, dt, zeros, stages, g=128, split=False, dq=1, nf4=False, sub=1):
     tdt = torch.bfloat16 if dt == "bf16" else torch.float16
     bk = min(64, g)
     L = WS.ws_layouts(bm, bk, tdt)
-    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=split, GROUP=g, NF4=nf4, STAGES=stages,
+    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=split, GROUP=g, NF4=nf4, STAGES=stages, SUB=sub,
               DEQUANTIZERS=dq, DEQUANTIZER_REGISTERS=WS.DEQUANTIZER_REGISTERS[dq],
               mma_layout=L["mma"], w_smem_layout=L["w"])
-    words = f"i32[128, {bk // 8}]" if nf4 else f"i32[{bk // 8}, 128]"
+    words = f"i32[128, {bk // 8}]" if nf4 else f"i32[{sub * bk // 8}, 128]"
     scales = f"fp32[1, 128],{L['words']!r}" if nf4 else f"{dt}[1, 128],{L['scales']!r}"
     types = dict(x_desc=f"tensordesc<{dt}[{bm}, {bk}],{L['x']!r}>",
                  word_desc=f"tensordesc<{words},{L['words']!r}>", scale_desc=f"tensordesc<{scales}>",
@@ -139,7 +139,7 @@ def compile_one(bm, dt, zeros, stages, g=128, split=False, dq=1, nf4=False):
     ptx, spills = compile_sm90(WS._int4_wgmma_ws_kernel, cx, types, 8)
     serialized = int("C7514" in LAST_REPORT or "C7515" in LAST_REPORT)
     counts = ptx.count("wgmma.mma_async"), ptx.count("st.shared.v4")
-    print("ROW", bm, bk, dq, int(nf4), spills, *counts, serialized)
+    print("ROW", bm, sub * bk, dq, int(nf4), spills, *counts, serialized)
 
 compile_one(128, "bf16", True, 4)
 compile_one(256, "bf16", True, 4, split=True)
@@ -147,17 +147,18 @@ compile_one(128, "fp16", True, 6, dq=2)
 compile_one(64, "fp16", False, 3, g=32)
 compile_one(128, "bf16", False, 6, g=64, dq=2, nf4=True)  # NF4: codes looked up, times absmax
 compile_one(256, "fp16", False, 4, g=32, split=True, nf4=True)
+compile_one(64, "bf16", True, 4, dq=2, sub=2)  # K steps of 128: two 64-wide sub-tiles
 """
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the kernel runs for real below")
 def test_kernel_compiles_for_hopper_without_spills():
     rows = compiled_rows(COMPILE_WS)
-    assert len(rows) == 6, rows
+    assert len(rows) == 7, rows
     for row in rows:
         bm, bk, dequantizers, nf4, spills, wgmmas, stores, serialized = map(int, row)
         assert spills == 0, row
-        assert wgmmas == bk // 16, row  # one wgmma per 16 of K (both warp groups issue it)
+        assert wgmmas == bk // 16, row  # one wgmma per 16 of K a step (both warp groups issue it)
         # a dequantizing thread stores its row in 16-byte chunks (each warp group has its copy)
         assert stores == bk // 8 * dequantizers, row
         assert serialized == 0, row  # ptxas did not wait for each wgmma (C7514/C7515)
@@ -173,9 +174,13 @@ def test_config_errors():
         (_ws(128, block_n=64), "block_n=128"),
         (_ws(128, dequantizers=2, stages=3), "even number of stages"),
         (_ws(256, dequantizers=2, stages=4), "dequantizers must be"),
+        (_ws(64, step_k=64), "step_k"),  # 64 is the default step: None
     ]:
         with pytest.raises(ValueError, match=message):
             int4_wgmma_matmul(x, qw, out, config)
+    g64 = quantize_int4(torch.randn(64, 256, generator=_gen(3)), 64, scale_dtype=torch.float16)
+    with pytest.raises(ValueError, match="group_size 128"):  # a step of 128 would span two groups
+        int4_wgmma_matmul(x, g64, out, _ws(64, step_k=128))
     with pytest.raises(ValueError, match="dequantize_a"):
         WgmmaConfig(block_m=128, warp_specialized=True)
     assert "warp-specialized" in _ws(128).label
@@ -211,6 +216,7 @@ def test_nf4_configs_and_weights_it_refuses():
     for config, message in [
         (_ws(32), "block_m must be one of"),
         (_ws(128, stages=3, dequantizers=2), "even"),
+        (_ws(64, step_k=128), "int4's"),
     ]:
         with pytest.raises(ValueError, match=message):
             nf4_wgmma_ws_matmul(x, packed, state, out, config)
@@ -235,6 +241,22 @@ NF4_ONLY = [(200, 4096, 132, _ws(128, stages=6, dequantizers=2))]  # N a multipl
 @pytest.mark.parametrize(("m", "k", "n", "config"), GPU_CASES)
 def test_matches_reference_on_hopper(dtype, group_size, symmetric, m, k, n, config):
     check_against_fp64(dtype, group_size, symmetric, m, k, n, config)  # W rounded as the reference
+
+
+K128_CASES = [  # (M, K, N, config): K steps of 128 (int4, g128)
+    (33, 512, 208, _ws(64, step_k=128, stages=4, dequantizers=2)),  # masked rows, a partial tile
+    (130, 1024, 272, _ws(128, step_k=128, stages=2, dequantizers=2)),  # two M tiles
+    (70, 1280, 192, _ws(64, step_k=128, split_k=3, stages=3)),  # split-K, the last split shorter
+    (64, 4096, 128, _ws(64, step_k=128, stages=4, dequantizers=2)),  # many trips round the ring
+]
+
+
+@hopper
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("symmetric", [False, True], ids=["zeros", "symmetric"])
+@pytest.mark.parametrize(("m", "k", "n", "config"), K128_CASES)
+def test_k_steps_of_128_match_reference_on_hopper(dtype, symmetric, m, k, n, config):
+    check_against_fp64(dtype, 128, symmetric, m, k, n, config)
 
 
 @hopper

@@ -110,7 +110,8 @@ class WgmmaConfig:
     # larger M: W dequantized whole into A, one accumulator, M tiled by block_m (int4: 32 to 256,
     # w4a16_wgmma_tiled.py, x always prepared; NF4: nf4_wgmma.py's DEQUANT_A)
     dequantize_a: bool = False
-    step_k: int | None = None  # int4 with dequantize_a: K per step (None: the group)
+    # int4 with dequantize_a: K per step (None: the group; warp_specialized: 64, or 128 with g128)
+    step_k: int | None = None
     words_in_registers: bool = False  # int4 with dequantize_a: words a step ahead, not by the ring
     # with dequantize_a: producer warp groups dequantize W into shared memory beside the consumers'
     # asynchronous wgmma (w4a16_wgmma_ws.py, int4 and NF4; block_n 128, num_warps 8: the consumers)

@@ -154,19 +154,22 @@ if HAVE_GLUON:
     def _load(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
               ready, step, m0, n0, k_start, HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr,
               NF4: gl.constexpr):  # fmt: skip
-        """Step `step`'s TMA copies (x's tile, the words, the group's scales and zero points; NF4:
-        the packed bytes and the block's absmax) into its ring slot, signalled on ready[slot]."""
-        STAGES: gl.constexpr = x_smem.shape[0]
-        BLOCK_K: gl.constexpr = x_desc.block_type.shape[1]
+        """Step `step`'s TMA copies (x's tile as SUB sub-tiles, the words, the group's scales and
+        zero points; NF4: the packed bytes and the block's absmax) into its ring slot, signalled on
+        ready[slot]."""
+        STAGES: gl.constexpr = word_smem.shape[0]
+        SUB: gl.constexpr = x_smem.shape[0] // STAGES
+        SUB_K: gl.constexpr = x_desc.block_type.shape[1]
         step_bytes: gl.constexpr = (
-            x_desc.block_type.nbytes + word_desc.block_type.nbytes + scale_desc.block_type.nbytes
+            SUB * x_desc.block_type.nbytes + word_desc.block_type.nbytes + scale_desc.block_type.nbytes
             + (zero_desc.block_type.nbytes if HAS_ZEROS else 0)
         )  # fmt: skip
         slot = step % STAGES
         bar = ready.index(slot)
-        k = k_start + step * BLOCK_K
+        k = k_start + step * (SUB * SUB_K)
         mbarrier.expect(bar, step_bytes)
-        tma.async_copy_global_to_shared(x_desc, [m0, k], bar, x_smem.index(slot))
+        for j in gl.static_range(SUB):
+            tma.async_copy_global_to_shared(x_desc, [m0, k + j * SUB_K], bar, x_smem.index(slot * SUB + j))
         if NF4:  # W's rows, K along each: [BLOCK_N, BLOCK_K / 8] words
             tma.async_copy_global_to_shared(word_desc, [n0, k // 8], bar, word_smem.index(slot))
         else:  # int4: K / 8 word rows, N along each: [BLOCK_K / 8, BLOCK_N]
@@ -180,9 +183,10 @@ if HAVE_GLUON:
                     FIRST: gl.constexpr, EVERY: gl.constexpr, HAS_ZEROS: gl.constexpr,
                     NF4: gl.constexpr):  # fmt: skip
         """A dequantizing warp group: steps FIRST, FIRST + EVERY, ...: the words, scales and zero
-        points (NF4: the packed bytes and absmax) from their slot into the slot's weight tile
-        (then `filled`)."""
-        STAGES: gl.constexpr = w_smem.shape[0]
+        points (NF4: the packed bytes and absmax) from their slot into the slot's weight tile, SUB
+        sub-tiles of BLOCK_K (then `filled`)."""
+        STAGES: gl.constexpr = word_smem.shape[0]
+        SUB: gl.constexpr = w_smem.shape[0] // STAGES
         BLOCK_N: gl.constexpr = w_smem.shape[1]
         BLOCK_K: gl.constexpr = w_smem.shape[2]
         dtype: gl.constexpr = w_smem.dtype
@@ -196,11 +200,11 @@ if HAVE_GLUON:
         for d in range(FIRST, steps, EVERY):
             slot = d % STAGES
             mbarrier.wait(ready.index(slot), (d // STAGES) & 1)
-            words = word_smem.index(slot).load(word_layout)
-            if NF4:
+            if NF4:  # one sub-tile a step
+                words = word_smem.index(slot).load(word_layout)
                 # the block's absmax per row, [1, BLOCK_N] in shared memory, as a column [BLOCK_N, 1]
                 absmax = scale_smem.index(slot).permute([1, 0]).load(word_layout)
-                w = _look_up_natural(words, absmax, tables[0], tables[1], dtype)
+                w_smem.index(slot).store(_look_up_natural(words, absmax, tables[0], tables[1], dtype))
             else:
                 scale = scale_smem.index(slot).load(word_layout)  # a row vector [1, BLOCK_N]
                 if HAS_ZEROS:
@@ -208,8 +212,10 @@ if HAVE_GLUON:
                 else:
                     zero = gl.full([1, BLOCK_N], 8.0, gl.float32, word_layout)
                 zero_c = (zero + magic_value).to(dtype)  # C + z < 2^11: exact in 16 bits
-                w = _dequantize_words(words, _pairs(zero_c), _pairs(scale.to(dtype)), dtype)
-            w_smem.index(slot).store(w)
+                for j in gl.static_range(SUB):  # one group: the same scale and zero point
+                    words = word_smem.index(slot).slice(j * (BLOCK_K // 8), BLOCK_K // 8).load(word_layout)
+                    w = _dequantize_words(words, _pairs(zero_c), _pairs(scale.to(dtype)), dtype)
+                    w_smem.index(slot * SUB + j).store(w)
             fence_async_shared()  # the generic-proxy stores, before wgmma's async-proxy reads
             mbarrier.arrive(filled.index(slot))
 
@@ -221,7 +227,8 @@ if HAVE_GLUON:
         """The consumer warp groups: one asynchronous wgmma per step; once the previous step's has
         completed, its slot is free and they start the copies of the step STAGES later into it.
         Then the result into y (or the split's partials)."""
-        STAGES: gl.constexpr = w_smem.shape[0]
+        STAGES: gl.constexpr = word_smem.shape[0]
+        SUB: gl.constexpr = w_smem.shape[0] // STAGES
         BLOCK_N: gl.constexpr = w_smem.shape[1]
         BLOCK_M: gl.constexpr = x_smem.shape[1]
         for i in gl.static_range(STAGES):  # fill the ring
@@ -234,10 +241,19 @@ if HAVE_GLUON:
             phase = (i // STAGES) & 1
             mbarrier.wait(ready.index(slot), phase)
             mbarrier.wait(filled.index(slot), phase)
-            w_tile = w_smem.index(slot)
-            x_tile = x_smem.index(slot).permute([1, 0])
-            acc = warpgroup_mma(w_tile, x_tile, acc, is_async=True)
-            acc, _, _ = warpgroup_mma_wait(1, deps=(acc, w_tile, x_tile))  # step i - 1's has completed
+            if SUB == 1:
+                w_tile = w_smem.index(slot)
+                x_tile = x_smem.index(slot).permute([1, 0])
+                acc = warpgroup_mma(w_tile, x_tile, acc, is_async=True)
+                acc, _, _ = warpgroup_mma_wait(1, deps=(acc, w_tile, x_tile))  # step i - 1's has completed
+            else:  # two sub-tiles, two wgmma groups a step
+                w0 = w_smem.index(2 * slot)
+                x0 = x_smem.index(2 * slot).permute([1, 0])
+                w1 = w_smem.index(2 * slot + 1)
+                x1 = x_smem.index(2 * slot + 1).permute([1, 0])
+                acc = warpgroup_mma(w0, x0, acc, is_async=True)
+                acc = warpgroup_mma(w1, x1, acc, is_async=True)
+                acc, _, _, _, _ = warpgroup_mma_wait(2, deps=(acc, w0, x0, w1, x1))
             refill = i - 1 + STAGES
             if (i > 0) & (refill < steps):
                 _load(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
@@ -252,13 +268,14 @@ if HAVE_GLUON:
         x_desc, word_desc, scale_desc, zero_desc, out_ptr, partial_ptr, code_ptr,
         M, N, K, k_per_split, m_tiles, magic_value,
         HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, GROUP: gl.constexpr, NF4: gl.constexpr,
-        STAGES: gl.constexpr, DEQUANTIZERS: gl.constexpr, DEQUANTIZER_REGISTERS: gl.constexpr,
-        mma_layout: gl.constexpr, w_smem_layout: gl.constexpr,
+        STAGES: gl.constexpr, SUB: gl.constexpr, DEQUANTIZERS: gl.constexpr,
+        DEQUANTIZER_REGISTERS: gl.constexpr, mma_layout: gl.constexpr, w_smem_layout: gl.constexpr,
     ):  # fmt: skip
         """Program (m tile + m_tiles x n tile, split): y[m tile, n tile] (or its split's fp32
-        partial), with the K steps of its split."""
+        partial), with the K steps of its split: SUB sub-tiles of x's box width each."""
         BLOCK_M: gl.constexpr = x_desc.block_type.shape[0]
-        BLOCK_K: gl.constexpr = x_desc.block_type.shape[1]
+        SUB_K: gl.constexpr = x_desc.block_type.shape[1]
+        BLOCK_K: gl.constexpr = SUB * SUB_K
         BLOCK_N: gl.constexpr = scale_desc.block_type.shape[1]  # scales (NF4: absmax) [1, BLOCK_N]
         pid = gl.program_id(0)
         m0 = (pid % m_tiles) * BLOCK_M
@@ -266,14 +283,14 @@ if HAVE_GLUON:
         k_start = gl.program_id(1) * k_per_split
         steps = (gl.minimum(k_start + k_per_split, K) - k_start) // BLOCK_K  # whole steps
 
-        x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES, BLOCK_M, BLOCK_K], x_desc.layout)
+        x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * SUB, BLOCK_M, SUB_K], x_desc.layout)
         # the words as copied: int4 [K / 8, N], NF4 [N, K / 8]
         WORD_ROWS: gl.constexpr = word_desc.block_type.shape[0]
         WORD_COLUMNS: gl.constexpr = word_desc.block_type.shape[1]
         word_smem = gl.allocate_shared_memory(gl.int32, [STAGES, WORD_ROWS, WORD_COLUMNS], word_desc.layout)
         scale_smem = gl.allocate_shared_memory(scale_desc.dtype, [STAGES, 1, BLOCK_N], scale_desc.layout)
         zero_smem = gl.allocate_shared_memory(zero_desc.dtype, [STAGES, 1, BLOCK_N], zero_desc.layout)
-        w_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES, BLOCK_N, BLOCK_K], w_smem_layout)
+        w_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * SUB, BLOCK_N, SUB_K], w_smem_layout)
         ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         filled = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
         for s in gl.static_range(STAGES):
@@ -347,23 +364,26 @@ def int4_wgmma_ws_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wg
             "the warp-specialized kernel copies the weight by TMA: it needs N a multiple of 16 and "
             "16-byte aligned qweight, scales and zeros (w4a16_matmul falls back to the tiled kernel)"
         )
-    block_k = min(64, G)  # a step never spans two groups
+    block_k = min(64, G)  # a sub-tile never spans two groups, a step only with step_k 128
+    sub = _sub_tiles(config, G)
     x = _tma_ready_x(x)
     layouts = ws_layouts(config.block_m, block_k, x.dtype)
     m_tiles = triton.cdiv(M, config.block_m)
-    num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // block_k, out, m_tiles)
+    num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // (block_k * sub), out, m_tiles)
     zeros = qweight.zeros
     scales = qweight.scales.to(x.dtype) if qweight.scales.dtype != x.dtype else qweight.scales
     x_desc = TensorDescriptor.from_tensor(x, [config.block_m, block_k], layouts["x"])
-    word_desc = TensorDescriptor.from_tensor(qweight.qweight, [block_k // 8, WS_BLOCK_N], layouts["words"])
+    word_box = [sub * block_k // 8, WS_BLOCK_N]  # a step's words
+    word_desc = TensorDescriptor.from_tensor(qweight.qweight, word_box, layouts["words"])
     scale_desc = TensorDescriptor.from_tensor(scales, [1, WS_BLOCK_N], layouts["scales"])
     zero_desc = TensorDescriptor.from_tensor(
         zeros if zeros is not None else qweight.qweight.view(torch.uint8), [1, WS_BLOCK_N], layouts["zeros"]
     )  # fmt: skip
     _int4_wgmma_ws_kernel[(num_tiles * m_tiles, split)](
         x_desc, word_desc, scale_desc, zero_desc, out, partial, out,
-        M, N, K, steps_per_split * block_k, m_tiles, MAGIC[x.dtype][1],
+        M, N, K, steps_per_split * block_k * sub, m_tiles, MAGIC[x.dtype][1],
         HAS_ZEROS=zeros is not None, WRITE_PARTIAL=split > 1, GROUP=G, NF4=False, STAGES=config.stages,
+        SUB=sub,
         DEQUANTIZERS=config.dequantizers, DEQUANTIZER_REGISTERS=DEQUANTIZER_REGISTERS[config.dequantizers],
         mma_layout=layouts["mma"], w_smem_layout=layouts["w"], num_warps=8,
     )  # fmt: skip
@@ -388,6 +408,19 @@ def _check_config(config: WgmmaConfig) -> None:
         raise ValueError(f"two dequantizing warp groups need an even number of stages, not {config.stages}")
     if config.stages < 2:
         raise ValueError(f"stages must be at least 2, not {config.stages}")
+
+
+def _sub_tiles(config: WgmmaConfig, group_size: int) -> int:
+    """64-wide sub-tiles of x and W per K step: 1, or 2 with step_k=128 (int4, group_size 128:
+    one group a step, half the steps; 0007 run 74)."""
+    if config.step_k is None:
+        return 1
+    if config.step_k != 128 or group_size != 128:
+        raise ValueError(
+            f"the warp-specialized kernel's step_k is None (a K step of 64, or the group) or 128 with "
+            f"int4's group_size 128, not step_k={config.step_k} with group size {group_size}"
+        )
+    return 2
 
 
 def _tma_ready_x(x: torch.Tensor) -> torch.Tensor:
@@ -429,6 +462,8 @@ def nf4_wgmma_ws_matmul(x: torch.Tensor, weight: torch.Tensor, quant_state, out:
             f"128, K a multiple of 32, N of 4 and a contiguous, 16-byte aligned weight (blocksize "
             f"{blocksize}, N = {N}, K = {K})"
         )
+    if config.step_k is not None:
+        raise ValueError("step_k=128 is int4's (group_size 128): NF4 steps by absmax blocks of at most 64")
     block_k = min(64, blocksize)
     x = _tma_ready_x(x)
     layouts = ws_layouts(config.block_m, block_k, x.dtype)
@@ -445,7 +480,7 @@ def nf4_wgmma_ws_matmul(x: torch.Tensor, weight: torch.Tensor, quant_state, out:
     _int4_wgmma_ws_kernel[(num_tiles * m_tiles, split)](
         x_desc, word_desc, absmax_desc, unused, out, partial, quant_state.code,
         M, N, K, steps_per_split * block_k, m_tiles, 0.0,
-        HAS_ZEROS=False, WRITE_PARTIAL=split > 1, GROUP=blocksize, NF4=True, STAGES=config.stages,
+        HAS_ZEROS=False, WRITE_PARTIAL=split > 1, GROUP=blocksize, NF4=True, STAGES=config.stages, SUB=1,
         DEQUANTIZERS=config.dequantizers, DEQUANTIZER_REGISTERS=DEQUANTIZER_REGISTERS[config.dequantizers],
         mma_layout=layouts["mma"], w_smem_layout=layouts["w"], num_warps=8,
     )  # fmt: skip
