@@ -196,6 +196,10 @@ def test_the_default_falls_back_to_the_tiled_kernel_where_tma_cannot_copy_the_we
         assert fallback.dequantize_a and not fallback.warp_specialized
         assert fallback.block_m == wgmma_config_for(m).block_m
     assert not wgmma_config_for(32).dequantize_a  # to 32 rows the fold kernel
+    # to 64 rows K steps of 128 where the group is 128; other groups step by 64 (or the group)
+    assert wgmma_config_for(64).step_k == 128 and wgmma_config_for(65).step_k is None
+    assert wgmma_config_for(64, group_size=64).step_k is None
+    assert wgmma_config_for(64, group_size=32).warp_specialized
     qw = quantize_int4(torch.randn(64, 256, generator=_gen(5)), 128, scale_dtype=torch.bfloat16)
     assert tma_ready(qw)
     assert not tma_ready(quantize_int4(torch.randn(40, 256, generator=_gen(6)), 128))  # N = 40

@@ -115,14 +115,17 @@ WGMMA_MIN_M, WGMMA_MAX_M = 1, 64  # the fold kernels' rows (int4 and NF4)
 _TILED = dict(programs_per_sm=1, stages=3, dequantize_a=True)  # w4a16_wgmma_tiled.py
 # w4a16_wgmma_ws.py: two consumer warp groups of 64 weight rows, K split into one wave
 _WS = dict(block_n=128, num_warps=8, programs_per_sm=1, dequantize_a=True, warp_specialized=True)
+_WS_64 = WgmmaConfig(block_m=64, stages=6, dequantizers=2, **_WS)  # K steps of 64 (or the group)
 WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (1, WgmmaConfig(block_n=128, block_m=8, programs_per_sm=2, stages=2)),
     (16, WgmmaConfig(block_n=128, programs_per_sm=1, stages=2)),
     (32, WgmmaConfig(block_n=128, block_m=32, programs_per_sm=1, stages=2, prepare_x=True)),
     # from 33 rows producer warp groups dequantize W into shared memory beside the consumers'
     # wgmma (sweep_wgmma.py --ws: on the four layers 1.2-1.6x the tiled kernel at M = 128 and 256
-    # on an H200, 0007 runs 59-60; 1.1-1.4x at M = 64 on an H100, run 64)
-    (64, WgmmaConfig(block_m=64, stages=6, dequantizers=2, **_WS)),
+    # on an H200, 0007 runs 59-60; 1.1-1.4x at M = 64 on an H100, run 64); to 64 rows in K steps
+    # of 128 where the group is 128 (7-8% faster on the large layers, level on the small ones,
+    # H100 run 75; `wgmma_config_for` takes _WS_64 for other groups)
+    (64, WgmmaConfig(block_m=64, stages=4, dequantizers=2, step_k=128, **_WS)),
     (128, WgmmaConfig(block_m=128, stages=6, dequantizers=2, **_WS)),
     (None, WgmmaConfig(block_m=256, stages=4, **_WS)),
 )
@@ -147,7 +150,7 @@ NF4_WGMMA_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
     (16, WgmmaConfig(block_n=64, programs_per_sm=4, stages=2, blocks_per_step=2)),
     (32, WgmmaConfig(block_n=64, block_m=32, programs_per_sm=4, stages=2, prepare_x=True, blocks_per_step=2)),
     (63, _NF4_FOLD_64),
-    (64, WgmmaConfig(block_m=64, stages=6, dequantizers=2, **_WS)),
+    (64, _WS_64),
     (128, WgmmaConfig(block_m=128, stages=6, dequantizers=2, **_WS)),
     (None, WgmmaConfig(block_m=256, stages=4, **_WS)),
 )
@@ -161,16 +164,19 @@ NF4_WGMMA_TILED_CONFIGS: tuple[tuple[int | None, WgmmaConfig], ...] = (
 
 
 def ws_config_for(M: int) -> WgmmaConfig:
-    """int4's warp-specialized config for M rows (w4a16_wgmma_ws.py; 64-row tiles below 33 rows):
+    """NF4's warp-specialized config for M rows (w4a16_wgmma_ws.py; 64-row tiles below 64 rows):
     what the bench times NF4 with below the rows where it is NF4's default (`inferlab-ws`)."""
-    return next(c for max_m, c in WGMMA_CONFIGS if c.warp_specialized and (max_m is None or M <= max_m))
+    return next(c for max_m, c in NF4_WGMMA_CONFIGS if c.warp_specialized and (max_m is None or M <= max_m))
 
 
-def wgmma_config_for(M: int, fmt: str = "int4", tma: bool = True) -> WgmmaConfig:
+def wgmma_config_for(M: int, fmt: str = "int4", tma: bool = True, group_size: int = 128) -> WgmmaConfig:
     """The wgmma kernels' config for M rows of format `fmt` ("int4" or "nf4"); `tma` False: the
-    weight's tensors cannot be copied by TMA, so no warp-specialized kernel."""
+    weight's tensors cannot be copied by TMA, so no warp-specialized kernel; int4's `group_size`
+    other than 128: no K steps of 128 (a step would span two groups)."""
     table = NF4_WGMMA_CONFIGS if fmt == "nf4" else WGMMA_CONFIGS
     config = next(c for max_m, c in table if max_m is None or M <= max_m)
+    if config.step_k == 128 and group_size != 128:
+        config = _WS_64
     if config.warp_specialized and not tma:
         fallback = NF4_WGMMA_TILED_CONFIGS if fmt == "nf4" else WGMMA_TILED_CONFIGS
         config = next(c for max_m, c in fallback if max_m is None or M <= max_m)

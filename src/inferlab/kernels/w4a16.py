@@ -248,7 +248,7 @@ def w4a16_matmul(
     if config is None and path == "dequant":
         return torch.mm(x, int4_weight_t(qweight, x.dtype), out=out)
     if isinstance(config, WgmmaConfig) or (config is None and path == "wgmma"):
-        config = config or wgmma_config_for(x.shape[0], tma=tma_ready(qweight))
+        config = config or wgmma_config_for(x.shape[0], tma=tma_ready(qweight), group_size=G)
         _check_wgmma(x, config)
         if x.shape[0] == 0:
             return out
