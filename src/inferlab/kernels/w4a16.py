@@ -28,8 +28,8 @@ That is the reference (`*_ref`); path 1 below skips W's rounding and path 4 lets
    w4a16_wgmma_tiled.py does (W rounded as the reference rounds it, M tiled; runs 45-52: on an
    H100 1.25-1.27x cuBLAS at 64 rows on the large layers). Wherever TMA can copy the weight,
    w4a16_wgmma_ws.py takes those rows instead: a warp-specialized kernel whose producer warp
-   groups dequantize W into shared memory beside the consumers' asynchronous wgmma (runs 57-65:
-   on an H100 1.40-1.54x cuBLAS at 64 rows on the large layers, 1.22-1.45x at 128, 0.90-1.08x
+   groups dequantize W into shared memory beside the consumers' asynchronous wgmma (runs 57-76:
+   on an H100 1.53-1.66x cuBLAS at 64 rows on the large layers, 1.22-1.45x at 128, 0.90-1.08x
    at 256). nf4_wgmma.py does both for bitsandbytes' NF4 (the fold up to 64 rows), the 16 code
    values looked up in registers by `prmt` (the code rounded to 16 bits).
 2. "gemv" (M <= 16): one BLOCK_M = 16 tensor-core tile holds every row of x; a program owns

@@ -42,10 +42,21 @@ odd ring the two groups share slots; one group could reach a slot's next round w
 group's step in it was still pending, pass its wait at once and read the wrong words. The sweep
 of run 58 hung that way (the tests, on small shapes, had passed).
 
-Measured (0007 runs 59-65, bf16, cold L2, cuBLAS bf16 in the same run):
+**K steps of 128** (`step_k=128`, int4 with group size 128; the default to 64 rows). With parts
+of the kernel removed (0007 runs 71, 73; experiments/0007-weight-only-matmuls/probe_ws_parts.py)
+the ring's copies alone took 20.5 us of the kernel's 32.3 at M = 64, and a step cost ~226 ns
+whatever it copied: the floor is per step, not per byte. So a step may be one whole group: x's
+tile and the weight tile as two 64-wide sub-tiles (a TMA box and a 128-byte swizzle span 64
+16-bit values at most; `SUB`), the words [16, 128], each dequantizing thread unpacking its 16
+words into the two sub-tiles with the group's one scale and zero point, two wgmma groups a step.
+Half the steps for the same bytes: at M = 64 29.0 against 31.6 us on 4096 -> 14336 (run 76).
+A slot is then 57 KB at 64 rows, so 4 stages; at 128 rows only 2 or 3 fit, which lost (run 75).
 
-- on an H100 at M = 64 (`20261127T071949Z`): 1.40x and 1.54x cuBLAS on the large layers, 1.14x
-  and 0.95x on the small ones (the tiled kernel: 1.25-1.27x, 0.73-0.81x; run 52);
+Measured (0007 runs 59-76, bf16, cold L2, cuBLAS bf16 in the same run):
+
+- on an H100 at M = 64 (`20261127T090339Z`, K steps of 128): 1.53x and 1.66x cuBLAS on the
+  large layers, 1.14x and 0.91x on the small ones (steps of 64, run 65: 1.40x, 1.54x; the tiled
+  kernel: 1.25-1.27x; run 52);
 - on an H100 (`20261127T071053Z`): 1.22x cuBLAS on 4096 -> 14336 and 1.45x on 14336 -> 4096 at
   M = 128, 0.90x and 1.08x at 256; 0.69-0.94x on the two small layers. The tiled kernel gave
   0.98-1.00x and 0.60-0.62x on the large layers (run 52).
