@@ -234,7 +234,7 @@ def test_matches_reference_on_hopper(dtype, blocksize, nested, m, k, n, config):
 def check_nf4_against_fp64(dtype, blocksize, nested, m, k, n, config):
     """nf4_wgmma_matmul (config None: nf4_matmul's default) on fresh inputs into a poisoned
     output, held to twice the reference's error (W rounded to 16 bits first) against fp64 on the
-    exact weights. Returns the result. Shared with test_w4a16_wgmma_ws.py."""
+    exact weights. Shared with test_w4a16_wgmma_ws.py."""
     x, packed, state = _nf4_inputs(m, k, n, dtype, blocksize, nested, m + k + n)
     out = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)  # poisoned
     if config is None:
@@ -250,7 +250,6 @@ def check_nf4_against_fp64(dtype, blocksize, nested, m, k, n, config):
     ref_err = (want.double() - exact).abs().max().item()
     assert not got.isnan().any()
     assert err <= 2 * ref_err + 1e-5 * exact.abs().max().item(), (err, ref_err)
-    return got
 
 
 @hopper

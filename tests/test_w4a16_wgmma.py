@@ -154,7 +154,7 @@ def check_against_fp64(dtype, group_size, symmetric, m, k, n, config):
     """int4_wgmma_matmul on fresh inputs into a poisoned output, held to twice the reference's
     error against fp64. The fold kernel never rounds W (fp64 takes W exact); with dequantize_a
     W is rounded to x's dtype as the reference does (fp64 takes that W), and only the order of
-    the fp32 sum differs. Returns the result. Shared with test_w4a16_wgmma_tiled.py."""
+    the fp32 sum differs. Shared with test_w4a16_wgmma_tiled.py."""
     w = torch.randn(n, k, generator=_gen(m + k), device="cpu").cuda()
     qw = quantize_int4(w, group_size, symmetric=symmetric, scale_dtype=dtype)
     x = torch.randn(m, k, generator=_gen(n), device="cpu").to("cuda", dtype)
@@ -168,7 +168,6 @@ def check_against_fp64(dtype, group_size, symmetric, m, k, n, config):
     ref_err = (want.double() - exact).abs().max().item()
     assert not got.isnan().any()
     assert err <= 2 * ref_err + 1e-5 * exact.abs().max().item(), (err, ref_err)
-    return got
 
 
 # ---------------------------------------------------------------- the launcher's choice

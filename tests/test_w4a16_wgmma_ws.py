@@ -122,12 +122,11 @@ COMPILE_WS = r"""
 import torch
 from inferlab.kernels import w4a16_wgmma_ws as WS
 
-def compile_one(bm, dt, zeros, stages, g=128, split=False, dq=1, nf4=False, sub=1, stream_k=False):
+def compile_one(bm, dt, zeros, stages, g=128, split=False, dq=1, nf4=False, sub=1):
     tdt = torch.bfloat16 if dt == "bf16" else torch.float16
     bk = min(64, g)
     L = WS.ws_layouts(bm, bk, tdt)
-    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=split, STREAM_K=stream_k, GROUP=g, NF4=nf4, STAGES=stages,
-              SUB=sub,
+    cx = dict(HAS_ZEROS=zeros, WRITE_PARTIAL=split, GROUP=g, NF4=nf4, STAGES=stages, SUB=sub,
               DEQUANTIZERS=dq, DEQUANTIZER_REGISTERS=WS.DEQUANTIZER_REGISTERS[dq],
               mma_layout=L["mma"], w_smem_layout=L["w"])
     words = f"i32[128, {bk // 8}]" if nf4 else f"i32[{sub * bk // 8}, 128]"
@@ -136,12 +135,11 @@ def compile_one(bm, dt, zeros, stages, g=128, split=False, dq=1, nf4=False, sub=
                  word_desc=f"tensordesc<{words},{L['words']!r}>", scale_desc=f"tensordesc<{scales}>",
                  zero_desc=f"tensordesc<u8[1, 128],{L['zeros']!r}>",
                  out_ptr=f"*{dt}", partial_ptr="*fp32", code_ptr=f"*fp32" if nf4 else f"*{dt}",
-                 counter_ptr="*i32",
                  magic_value="fp32")
     ptx, spills = compile_sm90(WS._int4_wgmma_ws_kernel, cx, types, 8)
     serialized = int("C7514" in LAST_REPORT or "C7515" in LAST_REPORT)
     counts = ptx.count("wgmma.mma_async"), ptx.count("st.shared.v4")
-    print("ROW", bm, sub * bk, dq, int(nf4), int(stream_k), spills, *counts, serialized)
+    print("ROW", bm, sub * bk, dq, int(nf4), spills, *counts, serialized)
 
 compile_one(128, "bf16", True, 4)
 compile_one(256, "bf16", True, 4, split=True)
@@ -150,20 +148,17 @@ compile_one(64, "fp16", False, 3, g=32)
 compile_one(128, "bf16", False, 6, g=64, dq=2, nf4=True)  # NF4: codes looked up, times absmax
 compile_one(256, "fp16", False, 4, g=32, split=True, nf4=True)
 compile_one(64, "bf16", True, 4, dq=2, sub=2)  # K steps of 128: two 64-wide sub-tiles
-compile_one(64, "fp16", True, 4, dq=2, sub=2, stream_k=True)  # stream-K: pieces of two tiles
-compile_one(64, "bf16", False, 6, g=64, dq=2, nf4=True, stream_k=True)
 """
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the kernel runs for real below")
 def test_kernel_compiles_for_hopper_without_spills():
     rows = compiled_rows(COMPILE_WS)
-    assert len(rows) == 9, rows
+    assert len(rows) == 7, rows
     for row in rows:
-        bm, bk, dequantizers, nf4, stream_k, spills, wgmmas, stores, serialized = map(int, row)
+        bm, bk, dequantizers, nf4, spills, wgmmas, stores, serialized = map(int, row)
         assert spills == 0, row
-        # one wgmma per 16 of K a step (both warp groups issue it); stream-K has two step loops
-        assert wgmmas == bk // 16 * (1 + stream_k), row
+        assert wgmmas == bk // 16, row  # one wgmma per 16 of K a step (both warp groups issue it)
         # a dequantizing thread stores its row in 16-byte chunks (each warp group has its copy)
         assert stores == bk // 8 * dequantizers, row
         assert serialized == 0, row  # ptxas did not wait for each wgmma (C7514/C7515)
@@ -296,31 +291,3 @@ def test_nf4_default_from_64_rows_on_hopper(monkeypatch, n):
     monkeypatch.setattr(w4a16_wgmma_ws, "nf4_wgmma_ws_matmul", lambda *a: calls.append(n) or real(*a))
     check_nf4_against_fp64(torch.bfloat16, 64, True, 200, 1024, n, None)
     assert calls == ([256] if n == 256 else [])
-
-
-@hopper
-@pytest.mark.parametrize(
-    ("fmt", "group_size", "config"),
-    [
-        ("int4", 128, _ws(64, step_k=128, stages=4, dequantizers=2)),
-        ("int4", 64, _ws(64, stages=6, dequantizers=2)),
-        ("nf4", 64, _ws(64, stages=6, dequantizers=2)),
-    ],
-    ids=["int4-k128", "int4-g64", "nf4"],
-)
-def test_stream_k_matches_reference_twice_on_hopper(fmt, group_size, config):
-    """81 weight tiles (N = 10256, the last one partial) on the card's SMs: the tiles' K steps
-    are dealt out evenly, so most tiles are summed from two programs' pieces. Run twice: the
-    counters must be back at zero, and the sum's order fixed (the same bits)."""
-    from inferlab.kernels.w4a16_wgmma_ws import _plan
-
-    m, k, n = 40, 1024, 10256
-    out = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
-    k_steps = k // (128 if config.step_k else 64)
-    assert _plan(config, m, n, k_steps, out, 1).stream_k  # the case this test is for
-    if fmt == "nf4":
-        first = check_nf4_against_fp64(torch.bfloat16, group_size, True, m, k, n, config).clone()
-        assert torch.equal(check_nf4_against_fp64(torch.bfloat16, group_size, True, m, k, n, config), first)
-    else:
-        first = check_against_fp64(torch.bfloat16, group_size, False, m, k, n, config).clone()
-        assert torch.equal(check_against_fp64(torch.bfloat16, group_size, False, m, k, n, config), first)

@@ -85,7 +85,6 @@ reference on a GPU.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import torch
 
@@ -133,21 +132,6 @@ if HAVE_GLUON:
 
     _DEQUANTIZE_BF16 = gl.constexpr(_dequantize_asm("0x43004300", "bf16x2"))
     _DEQUANTIZE_F16 = gl.constexpr(_dequantize_asm("0x64006400", "f16x2"))
-    # stream-K's counters (`_finish_piece`), per thread: a release add after the thread's stores;
-    # an acquire spin until the count is reached (labels are local to the braces' block, as in
-    # CUTLASS's barrier waits); a departure count whose last thread zeroes both counters
-    _RELEASE_ADD = gl.constexpr(
-        "{ .reg .b32 one; mov.b32 one, 1; red.release.gpu.global.add.s32 [$1], one; mov.b32 $0, 0; }"
-    )
-    _WAIT_AT_LEAST = gl.constexpr(
-        "{ .reg .pred p; .reg .b32 v; WAIT: ld.acquire.gpu.global.b32 v, [$1]; setp.lt.s32 p, v, $2; "
-        "@p bra WAIT; mov.b32 $0, 0; }"
-    )
-    _LEAVE = gl.constexpr(
-        "{ .reg .pred p; .reg .b32 old, z; mov.b32 z, 0; atom.relaxed.gpu.global.add.s32 old, [$1], 1; "
-        "setp.eq.s32 p, old, $3; @p st.relaxed.gpu.global.b32 [$2], z; @p st.relaxed.gpu.global.b32 [$1], z; "
-        "mov.b32 $0, 0; }"
-    )
 
     @gluon.jit
     def _dequantize_words(words, zero_pairs, scale_pairs, dtype: gl.constexpr):
@@ -179,7 +163,7 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _load(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
-              ready, step, m0, pieces, HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr,
+              ready, step, m0, n0, k_start, HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr,
               NF4: gl.constexpr):  # fmt: skip
         """Step `step`'s TMA copies (x's tile as SUB sub-tiles, the words, the group's scales and
         zero points; NF4: the packed bytes and the block's absmax) into its ring slot, signalled on
@@ -191,12 +175,9 @@ if HAVE_GLUON:
             SUB * x_desc.block_type.nbytes + word_desc.block_type.nbytes + scale_desc.block_type.nbytes
             + (zero_desc.block_type.nbytes if HAS_ZEROS else 0)
         )  # fmt: skip
-        BLOCK_N: gl.constexpr = scale_smem.shape[2]
-        tile, k_step = _origin(step, pieces)
-        n0 = tile * BLOCK_N
         slot = step % STAGES
         bar = ready.index(slot)
-        k = k_step * (SUB * SUB_K)
+        k = k_start + step * (SUB * SUB_K)
         mbarrier.expect(bar, step_bytes)
         for j in gl.static_range(SUB):
             tma.async_copy_global_to_shared(x_desc, [m0, k + j * SUB_K], bar, x_smem.index(slot * SUB + j))
@@ -207,64 +188,6 @@ if HAVE_GLUON:
         tma.async_copy_global_to_shared(scale_desc, [k // GROUP, n0], bar, scale_smem.index(slot))
         if HAS_ZEROS:
             tma.async_copy_global_to_shared(zero_desc, [k // GROUP, n0], bar, zero_smem.index(slot))
-
-    @gluon.jit
-    def _origin(step, pieces):
-        """(weight tile, K step) of a program's step `step`. `pieces` = (tile_hi, n_hi, tile_lo,
-        k_lo): a program first takes K steps 0 .. n_hi - 1 of tile_hi (stream-K: the head of the
-        next tile; n_hi = 0 otherwise), then tile_lo's from K step k_lo on."""
-        tile_hi, n_hi, tile_lo, k_lo = pieces
-        hi = (step < n_hi).to(gl.int32)
-        return tile_lo + (tile_hi - tile_lo) * hi, k_lo + step - n_hi + (n_hi - k_lo) * hi
-
-    @gluon.jit
-    def _per_thread(ptr):
-        """`ptr` once per thread of the partition (an int32 counter's address, for the asm below)."""
-        THREADS: gl.constexpr = 32 * gl.num_warps()
-        lanes = gl.arange(0, THREADS, layout=gl.BlockedLayout([1], [32], [gl.num_warps()], [0]))
-        return ptr + lanes * 0
-
-    @gluon.jit
-    def _finish_piece(acc, tile, k0, k1, k_steps, per_program, out_ptr, partial_ptr, counter_ptr, M, N,
-                      num_tiles, mma_layout: gl.constexpr):  # fmt: skip
-        """Stream-K: K steps k0 .. k1 - 1 of weight tile `tile` are in `acc`. A whole tile goes to y.
-        Otherwise the tile's pieces belong to programs c_first .. c_last (ranges of per_program
-        steps); all but the last store their fp32 partial and count themselves in (each thread a
-        release add after its own stores); the last, which every program takes last, waits for
-        them (acquire), adds the partials in K order and its own, stores y, and the last of its
-        threads to leave zeroes the counters for the next launch. A program waits only for
-        lower-numbered ones, which take such a piece first and never wait before it."""
-        BLOCK_N: gl.constexpr = acc.shape[0]
-        BLOCK_M: gl.constexpr = acc.shape[1]
-        THREADS: gl.constexpr = 32 * gl.num_warps()
-        offs_on = tile * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
-        offs_om = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
-        mask = (offs_om[None, :] < M) & (offs_on[:, None] < N)
-        offs = offs_om[None, :] * N + offs_on[:, None]  # int32: the launcher checks M x N < 2^31
-        c_first = (tile * k_steps) // per_program
-        pieces = (tile * k_steps + k_steps - 1) // per_program - c_first + 1
-        if pieces == 1:
-            gl.store(out_ptr + offs, acc.to(out_ptr.dtype.element_ty), mask=mask)
-        elif k1 < k_steps:  # not the tail: a partial for the last piece to add
-            slot = gl.program_id(0) - c_first
-            gl.store(partial_ptr + slot.to(gl.int64) * M * N + offs, acc, mask=mask)
-            gl.inline_asm_elementwise(
-                _RELEASE_ADD, "=r,l", [_per_thread(counter_ptr + tile)], dtype=gl.int32, is_pure=False, pack=1
-            )  # fmt: skip
-        else:
-            flags = counter_ptr + tile + offs_on * 0  # a few per thread, in acc's row layout
-            target = gl.full([BLOCK_N], THREADS, gl.int32, gl.SliceLayout(1, mma_layout)) * (pieces - 1)
-            zero = gl.inline_asm_elementwise(_WAIT_AT_LEAST, "=r,l,r", [flags, target], dtype=gl.int32,
-                                             is_pure=False, pack=1)  # fmt: skip
-            offs = offs + zero[:, None]  # the loads below depend on the wait
-            for piece in range(pieces - 1):  # K order; this program's piece, the tail, last
-                earlier = partial_ptr + piece.to(gl.int64) * M * N + offs
-                acc = gl.load(earlier, mask=mask, other=0.0, cache_modifier=".cg") + acc
-            gl.store(out_ptr + offs, acc.to(out_ptr.dtype.element_ty), mask=mask)
-            departures = _per_thread(counter_ptr + num_tiles + tile)
-            last = gl.full([THREADS], THREADS - 1, gl.int32, departures.type.layout)
-            gl.inline_asm_elementwise(_LEAVE, "=r,l,l,r", [departures, _per_thread(counter_ptr + tile), last],
-                                      dtype=gl.int32, is_pure=False, pack=1)  # fmt: skip
 
     @gluon.jit
     def _dequantize(word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps, magic_value, code_ptr,
@@ -309,119 +232,67 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _consume(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
-                 w_smem, ready, filled, out_ptr, partial_ptr, counter_ptr, m0, pieces, steps, M, N,
-                 k_steps, per_program, num_tiles, HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr,
-                 NF4: gl.constexpr, WRITE_PARTIAL: gl.constexpr, STREAM_K: gl.constexpr,
-                 mma_layout: gl.constexpr):  # fmt: skip
+                 w_smem, ready, filled, out_ptr, partial_ptr, m0, n0, M, N, k_start, steps,
+                 HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr, NF4: gl.constexpr,
+                 WRITE_PARTIAL: gl.constexpr, mma_layout: gl.constexpr):  # fmt: skip
         """The consumer warp groups: one asynchronous wgmma per step; once the previous step's has
         completed, its slot is free and they start the copies of the step STAGES later into it.
-        Then the result into y (or the split's partials; stream-K: `_finish_piece` per piece)."""
+        Then the result into y (or the split's partials)."""
         STAGES: gl.constexpr = word_smem.shape[0]
+        SUB: gl.constexpr = w_smem.shape[0] // STAGES
         BLOCK_N: gl.constexpr = w_smem.shape[1]
         BLOCK_M: gl.constexpr = x_smem.shape[1]
         for i in gl.static_range(STAGES):  # fill the ring
             if i < steps:
                 _load(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
-                      ready, i, m0, pieces, HAS_ZEROS, GROUP, NF4)  # fmt: skip
+                      ready, i, m0, n0, k_start, HAS_ZEROS, GROUP, NF4)  # fmt: skip
         acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
-        tile_hi, n_hi, tile_lo, k_lo = pieces
-        ring = (x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem, w_smem,
-                ready, filled)  # fmt: skip
-        for i in range(n_hi):  # stream-K: the head of tile_hi first (none otherwise)
-            acc = _step(ring, acc, i, steps, m0, pieces, HAS_ZEROS, GROUP, NF4)
-        if STREAM_K:
-            if n_hi > 0:
-                acc = warpgroup_mma_wait(0, deps=(acc,))
-                _finish_piece(acc, tile_hi, 0, n_hi, k_steps, per_program, out_ptr, partial_ptr, counter_ptr,
-                              M, N, num_tiles, mma_layout)  # fmt: skip
-                acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, mma_layout)
-        for i in range(n_hi, steps):
-            acc = _step(ring, acc, i, steps, m0, pieces, HAS_ZEROS, GROUP, NF4)
+        for i in range(steps):
+            slot = i % STAGES
+            phase = (i // STAGES) & 1
+            mbarrier.wait(ready.index(slot), phase)
+            mbarrier.wait(filled.index(slot), phase)
+            if SUB == 1:
+                w_tile = w_smem.index(slot)
+                x_tile = x_smem.index(slot).permute([1, 0])
+                acc = warpgroup_mma(w_tile, x_tile, acc, is_async=True)
+                acc, _, _ = warpgroup_mma_wait(1, deps=(acc, w_tile, x_tile))  # step i - 1's has completed
+            else:  # two sub-tiles, two wgmma groups a step
+                w0 = w_smem.index(2 * slot)
+                x0 = x_smem.index(2 * slot).permute([1, 0])
+                w1 = w_smem.index(2 * slot + 1)
+                x1 = x_smem.index(2 * slot + 1).permute([1, 0])
+                acc = warpgroup_mma(w0, x0, acc, is_async=True)
+                acc = warpgroup_mma(w1, x1, acc, is_async=True)
+                acc, _, _, _, _ = warpgroup_mma_wait(2, deps=(acc, w0, x0, w1, x1))
+            refill = i - 1 + STAGES
+            if (i > 0) & (refill < steps):
+                _load(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
+                      ready, refill, m0, n0, k_start, HAS_ZEROS, GROUP, NF4)  # fmt: skip
         acc = warpgroup_mma_wait(0, deps=(acc,))
-        if STREAM_K:
-            _finish_piece(acc, tile_lo, k_lo, k_lo + steps - n_hi, k_steps, per_program, out_ptr, partial_ptr,
-                          counter_ptr, M, N, num_tiles, mma_layout)  # fmt: skip
-        else:
-            offs_on = tile_lo * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
-            offs_om = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
-            _store_result(acc, out_ptr, partial_ptr, offs_om, offs_on, M, N, WRITE_PARTIAL)
-
-    @gluon.jit
-    def _step(ring, acc, i, steps, m0, pieces, HAS_ZEROS: gl.constexpr, GROUP: gl.constexpr,
-              NF4: gl.constexpr):  # fmt: skip
-        """The consumers' step i: wait for its copies and weight tile, issue its wgmma, wait for
-        step i - 1's, and start the copies of step i - 1 + STAGES into that step's slot."""
-        (
-            x_desc,
-            word_desc,
-            scale_desc,
-            zero_desc,
-            x_smem,
-            word_smem,
-            scale_smem,
-            zero_smem,
-            w_smem,
-            ready,
-            filled,
-        ) = ring
-        STAGES: gl.constexpr = word_smem.shape[0]
-        SUB: gl.constexpr = w_smem.shape[0] // STAGES
-        slot = i % STAGES
-        phase = (i // STAGES) & 1
-        mbarrier.wait(ready.index(slot), phase)
-        mbarrier.wait(filled.index(slot), phase)
-        if SUB == 1:
-            w_tile = w_smem.index(slot)
-            x_tile = x_smem.index(slot).permute([1, 0])
-            acc = warpgroup_mma(w_tile, x_tile, acc, is_async=True)
-            acc, _, _ = warpgroup_mma_wait(1, deps=(acc, w_tile, x_tile))  # step i - 1's has completed
-        else:  # two sub-tiles, two wgmma groups a step
-            w0 = w_smem.index(2 * slot)
-            x0 = x_smem.index(2 * slot).permute([1, 0])
-            w1 = w_smem.index(2 * slot + 1)
-            x1 = x_smem.index(2 * slot + 1).permute([1, 0])
-            acc = warpgroup_mma(w0, x0, acc, is_async=True)
-            acc = warpgroup_mma(w1, x1, acc, is_async=True)
-            acc, _, _, _, _ = warpgroup_mma_wait(2, deps=(acc, w0, x0, w1, x1))
-        refill = i - 1 + STAGES
-        if (i > 0) & (refill < steps):
-            _load(x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem, zero_smem,
-                  ready, refill, m0, pieces, HAS_ZEROS, GROUP, NF4)  # fmt: skip
-        return acc
+        offs_on = n0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, mma_layout))
+        offs_om = m0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, mma_layout))
+        _store_result(acc, out_ptr, partial_ptr, offs_om, offs_on, M, N, WRITE_PARTIAL)
 
     @gluon.jit
     def _int4_wgmma_ws_kernel(
-        x_desc, word_desc, scale_desc, zero_desc, out_ptr, partial_ptr, code_ptr, counter_ptr,
-        M, N, K, k_per_split, m_tiles, magic_value, per_program, num_tiles,
-        HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, STREAM_K: gl.constexpr, GROUP: gl.constexpr,
-        NF4: gl.constexpr,
+        x_desc, word_desc, scale_desc, zero_desc, out_ptr, partial_ptr, code_ptr,
+        M, N, K, k_per_split, m_tiles, magic_value,
+        HAS_ZEROS: gl.constexpr, WRITE_PARTIAL: gl.constexpr, GROUP: gl.constexpr, NF4: gl.constexpr,
         STAGES: gl.constexpr, SUB: gl.constexpr, DEQUANTIZERS: gl.constexpr,
         DEQUANTIZER_REGISTERS: gl.constexpr, mma_layout: gl.constexpr, w_smem_layout: gl.constexpr,
     ):  # fmt: skip
         """Program (m tile + m_tiles x n tile, split): y[m tile, n tile] (or its split's fp32
-        partial), with the K steps of its split: SUB sub-tiles of x's box width each. STREAM_K
-        (one M tile): program c takes global steps c * per_program ... of the num_tiles weight
-        tiles' K steps laid end to end: the head of one tile and the tail of the one before."""
+        partial), with the K steps of its split: SUB sub-tiles of x's box width each."""
         BLOCK_M: gl.constexpr = x_desc.block_type.shape[0]
         SUB_K: gl.constexpr = x_desc.block_type.shape[1]
         BLOCK_K: gl.constexpr = SUB * SUB_K
         BLOCK_N: gl.constexpr = scale_desc.block_type.shape[1]  # scales (NF4: absmax) [1, BLOCK_N]
         pid = gl.program_id(0)
-        k_steps = K // BLOCK_K
-        if STREAM_K:
-            m0 = 0
-            g0 = pid * per_program
-            g1 = gl.minimum(g0 + per_program, num_tiles * k_steps)
-            tile_lo = g0 // k_steps
-            tile_hi = (g1 - 1) // k_steps
-            n_hi = (g1 - tile_hi * k_steps) * (tile_hi != tile_lo).to(gl.int32)
-            pieces = (tile_hi, n_hi, tile_lo, g0 - tile_lo * k_steps)
-            steps = g1 - g0
-        else:
-            m0 = (pid % m_tiles) * BLOCK_M
-            k_start = gl.program_id(1) * k_per_split
-            pieces = (pid // m_tiles, pid * 0, pid // m_tiles, k_start // BLOCK_K)  # no head piece
-            steps = (gl.minimum(k_start + k_per_split, K) - k_start) // BLOCK_K  # whole steps
+        m0 = (pid % m_tiles) * BLOCK_M
+        n0 = (pid // m_tiles) * BLOCK_N
+        k_start = gl.program_id(1) * k_per_split
+        steps = (gl.minimum(k_start + k_per_split, K) - k_start) // BLOCK_K  # whole steps
 
         x_smem = gl.allocate_shared_memory(x_desc.dtype, [STAGES * SUB, BLOCK_M, SUB_K], x_desc.layout)
         # the words as copied: int4 [K / 8, N], NF4 [N, K / 8]
@@ -441,9 +312,8 @@ if HAVE_GLUON:
             gl.warp_specialize(
                 [
                     (_consume, (x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem,
-                                zero_smem, w_smem, ready, filled, out_ptr, partial_ptr, counter_ptr, m0,
-                                pieces, steps, M, N, k_steps, per_program, num_tiles, HAS_ZEROS, GROUP,
-                                NF4, WRITE_PARTIAL, STREAM_K, mma_layout)),
+                                zero_smem, w_smem, ready, filled, out_ptr, partial_ptr, m0, n0, M, N,
+                                k_start, steps, HAS_ZEROS, GROUP, NF4, WRITE_PARTIAL, mma_layout)),
                     (_dequantize, (word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps,
                                    magic_value, code_ptr, 0, 1, HAS_ZEROS, NF4)),
                 ],
@@ -455,9 +325,8 @@ if HAVE_GLUON:
             gl.warp_specialize(
                 [
                     (_consume, (x_desc, word_desc, scale_desc, zero_desc, x_smem, word_smem, scale_smem,
-                                zero_smem, w_smem, ready, filled, out_ptr, partial_ptr, counter_ptr, m0,
-                                pieces, steps, M, N, k_steps, per_program, num_tiles, HAS_ZEROS, GROUP,
-                                NF4, WRITE_PARTIAL, STREAM_K, mma_layout)),
+                                zero_smem, w_smem, ready, filled, out_ptr, partial_ptr, m0, n0, M, N,
+                                k_start, steps, HAS_ZEROS, GROUP, NF4, WRITE_PARTIAL, mma_layout)),
                     (_dequantize, (word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps,
                                    magic_value, code_ptr, 0, 2, HAS_ZEROS, NF4)),
                     (_dequantize, (word_smem, scale_smem, zero_smem, w_smem, ready, filled, steps,
@@ -511,7 +380,7 @@ def int4_wgmma_ws_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wg
     x = _tma_ready_x(x)
     layouts = ws_layouts(config.block_m, block_k, x.dtype)
     m_tiles = triton.cdiv(M, config.block_m)
-    plan = _plan(config, M, N, K // (block_k * sub), out, m_tiles)
+    num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // (block_k * sub), out, m_tiles)
     zeros = qweight.zeros
     scales = qweight.scales.to(x.dtype) if qweight.scales.dtype != x.dtype else qweight.scales
     x_desc = TensorDescriptor.from_tensor(x, [config.block_m, block_k], layouts["x"])
@@ -521,17 +390,16 @@ def int4_wgmma_ws_matmul(x: torch.Tensor, qweight, out: torch.Tensor, config: Wg
     zero_desc = TensorDescriptor.from_tensor(
         zeros if zeros is not None else qweight.qweight.view(torch.uint8), [1, WS_BLOCK_N], layouts["zeros"]
     )  # fmt: skip
-    _int4_wgmma_ws_kernel[plan.grid](
-        x_desc, word_desc, scale_desc, zero_desc, out, plan.partial, out, plan.counters,
-        M, N, K, plan.steps_per_split * block_k * sub, m_tiles, MAGIC[x.dtype][1], plan.per_program,
-        plan.num_tiles, HAS_ZEROS=zeros is not None, WRITE_PARTIAL=plan.reduce, STREAM_K=plan.stream_k,
-        GROUP=G, NF4=False, STAGES=config.stages,
+    _int4_wgmma_ws_kernel[(num_tiles * m_tiles, split)](
+        x_desc, word_desc, scale_desc, zero_desc, out, partial, out,
+        M, N, K, steps_per_split * block_k * sub, m_tiles, MAGIC[x.dtype][1],
+        HAS_ZEROS=zeros is not None, WRITE_PARTIAL=split > 1, GROUP=G, NF4=False, STAGES=config.stages,
         SUB=sub,
         DEQUANTIZERS=config.dequantizers, DEQUANTIZER_REGISTERS=DEQUANTIZER_REGISTERS[config.dequantizers],
         mma_layout=layouts["mma"], w_smem_layout=layouts["w"], num_warps=8,
     )  # fmt: skip
-    if plan.reduce:
-        reduce_partials(plan.partial, out)
+    if split > 1:
+        reduce_partials(partial, out)
     return out
 
 
@@ -551,45 +419,6 @@ def _check_config(config: WgmmaConfig) -> None:
         raise ValueError(f"two dequantizing warp groups need an even number of stages, not {config.stages}")
     if config.stages < 2:
         raise ValueError(f"stages must be at least 2, not {config.stages}")
-
-
-@dataclass(frozen=True, slots=True)
-class WsPlan:
-    """One launch: the grid, K steps per split, the fp32 partials (split-K or stream-K) or `out`,
-    whether a second launch sums them (`reduce`), and stream-K's steps per program and counters."""
-
-    grid: tuple[int, int]
-    num_tiles: int
-    steps_per_split: int
-    partial: torch.Tensor
-    reduce: bool
-    stream_k: bool
-    per_program: int
-    counters: torch.Tensor
-
-
-def _plan(config: WgmmaConfig, M: int, N: int, k_steps: int, out: torch.Tensor, m_tiles: int) -> WsPlan:
-    """Split-K by `plan_splits` (one wave), except where that leaves SMs idle with no split:
-    between half and all of the SMs' worth of weight tiles (4096 -> 14336 has 112 on 132 SMs) and
-    one M tile, the tiles' K steps are laid end to end and dealt out evenly, one range a program
-    (stream-K, `_finish_piece`; config.split_k=1 turns it off)."""
-    from inferlab.kernels._matmul_plan import _num_sms, tile_counters
-    from inferlab.kernels._triton import triton
-
-    num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, k_steps, out, m_tiles)
-    sms = _num_sms(out.device)
-    # 64-row x tiles only: with 128 rows the sum of the pieces spills (3.7 KB a thread)
-    stream_k = config.block_m == 64 and M * N < 2**31  # `_finish_piece`'s offsets are int32
-    if stream_k and config.split_k is None and split == 1 and m_tiles == 1 and sms // 2 < num_tiles < sms:
-        per_program = triton.cdiv(num_tiles * k_steps, sms)
-        partial = torch.empty(
-            (triton.cdiv(k_steps, per_program), M, N), dtype=torch.float32, device=out.device
-        )
-        counters = tile_counters(out.device, 2 * num_tiles)  # arrivals, then departures, per tile
-        grid = (triton.cdiv(num_tiles * k_steps, per_program), 1)
-        return WsPlan(grid, num_tiles, k_steps, partial, False, True, per_program, counters)
-    grid = (num_tiles * m_tiles, split)
-    return WsPlan(grid, num_tiles, steps_per_split, partial, split > 1, False, 1, partial)
 
 
 def _sub_tiles(config: WgmmaConfig, group_size: int) -> int:
@@ -650,7 +479,7 @@ def nf4_wgmma_ws_matmul(x: torch.Tensor, weight: torch.Tensor, quant_state, out:
     x = _tma_ready_x(x)
     layouts = ws_layouts(config.block_m, block_k, x.dtype)
     m_tiles = triton.cdiv(M, config.block_m)
-    plan = _plan(config, M, N, K // block_k, out, m_tiles)
+    num_tiles, split, steps_per_split, partial = plan_splits(config, M, N, K // block_k, out, m_tiles)
     _, _, _, absmax2, code2, offset, blocksize2 = validated or _validated_args(weight, quant_state)
     absmax = absmax_by_step(quant_state.absmax, absmax2, code2, offset, blocksize2, N, K // blocksize)
     packed = weight.view(torch.uint8).view(-1)
@@ -659,14 +488,13 @@ def nf4_wgmma_ws_matmul(x: torch.Tensor, weight: torch.Tensor, quant_state, out:
     word_desc = TensorDescriptor.from_tensor(words, [WS_BLOCK_N, block_k // 8], layouts["words"])
     absmax_desc = TensorDescriptor.from_tensor(absmax, [1, WS_BLOCK_N], layouts["words"])  # 32-bit, flat
     unused = TensorDescriptor.from_tensor(packed.view(N, K // 2), [1, WS_BLOCK_N], layouts["zeros"])
-    _int4_wgmma_ws_kernel[plan.grid](
-        x_desc, word_desc, absmax_desc, unused, out, plan.partial, quant_state.code, plan.counters,
-        M, N, K, plan.steps_per_split * block_k, m_tiles, 0.0, plan.per_program, plan.num_tiles,
-        HAS_ZEROS=False, WRITE_PARTIAL=plan.reduce, STREAM_K=plan.stream_k, GROUP=blocksize, NF4=True,
-        STAGES=config.stages, SUB=1,
+    _int4_wgmma_ws_kernel[(num_tiles * m_tiles, split)](
+        x_desc, word_desc, absmax_desc, unused, out, partial, quant_state.code,
+        M, N, K, steps_per_split * block_k, m_tiles, 0.0,
+        HAS_ZEROS=False, WRITE_PARTIAL=split > 1, GROUP=blocksize, NF4=True, STAGES=config.stages, SUB=1,
         DEQUANTIZERS=config.dequantizers, DEQUANTIZER_REGISTERS=DEQUANTIZER_REGISTERS[config.dequantizers],
         mma_layout=layouts["mma"], w_smem_layout=layouts["w"], num_warps=8,
     )  # fmt: skip
-    if plan.reduce:
-        reduce_partials(plan.partial, out)
+    if split > 1:
+        reduce_partials(partial, out)
     return out
