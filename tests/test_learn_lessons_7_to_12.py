@@ -147,6 +147,9 @@ W4A16_OURS = (W4A16_M1, "row", "w4a16_matmul", W4A16_SHAPE, "inferlab")
 NF4_WGMMA_H100 = "20261127T042702Z-bench.json"  # nf4_matmul on the wgmma kernel, an H100 (lesson 8)
 INT4_TILED_H100 = "20261127T054815Z-bench.json"  # w4a16_matmul from 33 rows (tiled wgmma), an H100
 INT4_WS_H100 = "20261127T071053Z-bench.json"  # from 33 rows (warp-specialized wgmma), an H100
+INT4_WS64_H100 = "20261127T090339Z-bench.json"  # to 64 rows in K steps of 128, an H100
+INT4_STREAM_K_H100 = "20261127T091254Z-bench.json"  # stream-K (reverted), an H100
+NF4_WS_H100 = "20261127T083804Z-bench.json"  # nf4_matmul from 64 rows (warp-specialized), an H100
 
 
 def _result(name: str, *where: str) -> object:
@@ -257,6 +260,44 @@ MEASURED: list[tuple[int, str, str, tuple, float]] = [
         for text, fmt, key in (
             (us, ".1f", ("cold_us", "median")),
             (ratio, ".2f", ("speedups", "cublas-bf16", "value")),
+        )
+    ],
+    *[
+        (8, text, fmt, (name, "row", kernel, shape, "inferlab", *key), 1)
+        for name, kernel, shape, text, fmt, key in (
+            (
+                INT4_WS64_H100,
+                "w4a16_matmul",
+                "llama-3-8b:64x4096x14336",
+                "29.0",
+                ".1f",
+                ("cold_us", "median"),
+            ),
+            (
+                INT4_WS64_H100,
+                "w4a16_matmul",
+                "llama-3-8b:64x4096x14336",
+                "1.53",
+                ".2f",
+                ("speedups", "cublas-bf16", "value"),
+            ),
+            (
+                INT4_STREAM_K_H100,
+                "w4a16_matmul",
+                "llama-3-8b:64x4096x14336",
+                "34.5",
+                ".1f",
+                ("cold_us", "median"),
+            ),
+            (NF4_WS_H100, "nf4_matmul", "llama-3-8b:128x4096x14336", "49.9", ".1f", ("cold_us", "median")),
+            (
+                NF4_WS_H100,
+                "nf4_matmul",
+                "llama-3-8b:128x4096x14336",
+                "0.92",
+                ".2f",
+                ("speedups", "cublas-bf16", "value"),
+            ),
         )
     ],
     (8, "3666", ".0f", (KERNELS, "row", "nf4_dequantize", NF4_SHAPE, "inferlab", "rate", "value"), 1),
