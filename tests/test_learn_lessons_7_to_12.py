@@ -102,6 +102,8 @@ INDEPENDENT: dict[int, dict[str, object]] = {
         # a step's multiply-adds over an H100 SM's rate: 4 tensor cores of 512 dense bf16
         # multiply-adds a cycle each (989.4 TFLOPS = 132 SMs x 4 x 512 x 2 x 1.83 GHz)
         "ws-step-cycles": 128 * 128 * 64 / (4 * 512),
+        # steps x (the per-step floor + ns per KB x the step's KB: x, words, scales and zero points)
+        "ws-step-floor": (4096 // 128) * (0.226 + 0.0076 * (64 * 128 * 2 + 128 * 128 // 2 + 3 * 128) / 1024),
     },
     9: {
         "score-gib": 4096 * 4096 * 32 * 2 / 2**30,
