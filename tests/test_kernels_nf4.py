@@ -250,11 +250,12 @@ def test_wrong_device_and_bad_out(device):
 def test_absmax_by_step_is_the_references_absmax_transposed(n, k, blocksize, nested, device):
     """The warp-specialized matmul's absmax, [K / blocksize, N] in one launch: the reference's
     values bit for bit (nested: two roundings), in K-step-major order, every entry written."""
+    from inferlab.kernels.nf4_absmax import absmax_by_step
     from inferlab.kernels.quant_formats import nf4_absmax_ref
 
     w = torch.randn(n, k, generator=torch.Generator().manual_seed(n + k)).to(device)
     packed, state = quantize_nf4_ref(w, blocksize, nested=nested)
     _, _, _, absmax2, code2, offset, blocksize2 = nf4._validated_args(packed, state)
-    got = nf4.absmax_by_step(state.absmax, absmax2, code2, offset, blocksize2, n, k // blocksize)
+    got = absmax_by_step(state.absmax, absmax2, code2, offset, blocksize2, n, k // blocksize)
     want = nf4_absmax_ref(state).view(n, k // blocksize).t()
     assert torch.equal(got, want)

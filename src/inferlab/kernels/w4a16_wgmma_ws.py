@@ -70,7 +70,7 @@ each split writes M x N fp32 partials that a second launch sums.
 **NF4** (`nf4_wgmma_ws_matmul`, NF4=True; nf4_matmul's default from 64 rows where TMA can copy
 the weight, `nf4_ws_ready`) goes through the same kernel. The copies are W's packed bytes (rows of
 K / 2 bytes, [128, 8] words a step) and the step's absmax, double-dequantized once per call and
-laid out [K / blocksize, N] by one small launch (`nf4.absmax_by_step`). The dequantizer looks the
+laid out [K / blocksize, N] by one small launch (`nf4_absmax.absmax_by_step`). The dequantizer looks the
 codes up with nf4_wgmma.py's `prmt` table, whose outputs are already in W's K order, then
 multiplies each by its absmax in fp32 and rounds once, as nf4_wgmma.py's DEQUANT_A. Measured on
 an H100 (0007 runs 66-70): 49.9 us at M = 128 on 4096 -> 14336 (0.92x cuBLAS bf16, 2.50x
@@ -455,11 +455,12 @@ def nf4_wgmma_ws_matmul(x: torch.Tensor, weight: torch.Tensor, quant_state, out:
     (x, out and quant_state already checked by nf4_matmul). Each weight is its code (rounded to
     x's dtype) times its block's absmax in fp32, rounded once, as nf4_wgmma.py's DEQUANT_A. The
     absmax (double-dequantized when nested) is laid out [K / blocksize, N] per call, in one
-    launch (`nf4.absmax_by_step`), so that TMA copies a step's [1, 128]. `validated`:
+    launch (`nf4_absmax.absmax_by_step`), so that TMA copies a step's [1, 128]. `validated`:
     nf4._validated_args' tuple, where the caller has it."""
     from inferlab.kernels._matmul_plan import reduce_partials
     from inferlab.kernels._triton import triton
-    from inferlab.kernels.nf4 import _validated_args, absmax_by_step
+    from inferlab.kernels.nf4 import _validated_args
+    from inferlab.kernels.nf4_absmax import absmax_by_step
 
     M, K = x.shape
     N = out.shape[1]
