@@ -32,9 +32,9 @@ def _inferlab_materialize(spec: KernelSpec) -> Provider:
 
 
 def _inferlab_warp_specialized(spec: KernelSpec) -> Provider:
-    # NF4 through the warp-specialized kernel (w4a16_wgmma_ws.py) with int4's configs: NF4's
-    # default from 64 rows (0007 runs 68-69); timed beside the default below that, so that a run
-    # says whether its threshold should move.
+    # NF4 through the warp-specialized kernel (w4a16_wgmma_ws.py, `ws_config_for`): NF4's default
+    # from 64 rows (0007 runs 68-69); timed beside the default below that, so that a run says
+    # whether its threshold should move.
     from inferlab.kernels._matmul_plan import ws_config_for
     from inferlab.kernels.w4a16_wgmma import available
 
