@@ -11,6 +11,7 @@
 #   bash benchmarks/gpu_w4a16.sh wgmma [--format nf4 --m 1,16 --layers 4096x14336]  the sm_90
 #                                       wgmma kernels' configs (sweep_wgmma.py; int4 by default)
 #   bash benchmarks/gpu_w4a16.sh wgmma --ws [--format nf4] --m 128,256   the warp-specialized ones
+#   bash benchmarks/gpu_w4a16.sh wgmma --ws --step-k 128 --m 64        ... in K steps of 128 (int4 g128)
 #   bash benchmarks/gpu_w4a16.sh puzzle      benchmarks/puzzle_nf4.py: the NF4 puzzle's score
 # Time: the checks take 1-2 min (Triton compiles each variant the tests use); the bench takes two
 # passes per shape (~10 s a shape with --quick, up to ~35 s without; 24 shapes a kernel): run one
