@@ -222,10 +222,11 @@ if HAVE_GLUON:
                     zero = zero_smem.index(slot).load(word_layout).to(gl.float32)
                 else:
                     zero = gl.full([1, BLOCK_N], 8.0, gl.float32, word_layout)
-                zero_c = (zero + magic_value).to(dtype)  # C + z < 2^11: exact in 16 bits
+                zero_pairs = _pairs((zero + magic_value).to(dtype))  # C + z < 2^11: exact in 16 bits
+                scale_pairs = _pairs(scale.to(dtype))
                 for j in gl.static_range(SUB):  # one group: the same scale and zero point
                     words = word_smem.index(slot).slice(j * (BLOCK_K // 8), BLOCK_K // 8).load(word_layout)
-                    w = _dequantize_words(words, _pairs(zero_c), _pairs(scale.to(dtype)), dtype)
+                    w = _dequantize_words(words, zero_pairs, scale_pairs, dtype)
                     w_smem.index(slot * SUB + j).store(w)
             fence_async_shared()  # the generic-proxy stores, before wgmma's async-proxy reads
             mbarrier.arrive(filled.index(slot))
